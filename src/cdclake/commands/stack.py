@@ -1,0 +1,69 @@
+"""``cdclake up | down | status``."""
+
+from __future__ import annotations
+
+import click
+
+from cdclake.cli import Context, cli, pass_ctx
+
+
+@cli.command()
+@click.option("--kafka-nodes", type=click.Choice(["1", "3"]), default=None,
+              help="managed Kafka: one node, or the reference's three-node quorum")
+@pass_ctx
+def up(ctx: Context, kafka_nodes: str | None) -> None:
+    """Start the local stack: PostgreSQL, Kafka (KRaft), Kafka Connect + Debezium."""
+    from cdclake.stack.stack import up as start_stack
+
+    pipeline = ctx.pipeline(**{"kafka.nodes": int(kafka_nodes) if kafka_nodes else None})
+    report = start_stack(pipeline, progress=ctx.progress)
+    ctx.emit(report.__dict__, _render_up)
+
+
+def _render_up(report: dict) -> str:
+    lines = []
+    if report["started"]:
+        lines.append("started: " + ", ".join(f"{n} ({report['seconds'][n]}s)" for n in report["started"]))
+    if report["already_running"]:
+        lines.append("already running: " + ", ".join(report["already_running"]))
+    if report["external"]:
+        lines.append("external (not managed): " + ", ".join(report["external"]))
+    return "\n".join(lines) or "nothing to start"
+
+
+@cli.command()
+@click.option("--purge", is_flag=True, help="also delete the data, logs and local secrets (.cdclake/)")
+@pass_ctx
+def down(ctx: Context, purge: bool) -> None:
+    """Stop exactly what `up` started: gracefully, then by force after a timeout."""
+    from cdclake.stack.stack import down as stop_stack
+
+    report = stop_stack(ctx.pipeline(), purge=purge, progress=ctx.progress)
+    ctx.emit(report.__dict__, lambda r: ("stopped: " + ", ".join(r["stopped"]) if r["stopped"]
+                                         else "nothing was running") + (" (data deleted)" if r["purged"] else ""))
+
+
+@cli.command()
+@pass_ctx
+def status(ctx: Context) -> None:
+    """Report each component: state, version, address and details."""
+    from cdclake.health.checks import stack_status
+
+    ctx.emit(stack_status(ctx.pipeline()), render_status)
+
+
+def render_status(status: dict) -> str:
+    lines = []
+    for name, part in status.items():
+        address = part.get("dsn") or part.get("bootstrap_servers") or part.get("url") or ""
+        head = f"{name:<10} {part.get('state', '?'):<5} {address}"
+        if part.get("version"):
+            head += f"  (v{part['version']})"
+        lines.append(head)
+        for key, value in part.items():
+            if key in ("state", "dsn", "bootstrap_servers", "url", "version", "managed"):
+                continue
+            if isinstance(value, list):
+                value = ", ".join(map(str, value)) or "none"
+            lines.append(f"{'':<11}{key}: {value}")
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""Typed pipeline.yaml: validated once at the edge, then passed down as objects.
+
+Managed components (``managed: local``) are started by ``cdclake up``; a component given
+by address (``source.dsn``, ``kafka.bootstrap_servers``, ``connect.url``) is used as is.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Model(BaseModel):
+    # Unknown keys are rejected: a typo must never pass silently.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _check_ident(value: str, what: str) -> str:
+    if not IDENT.match(value):
+        raise ValueError(f"{what} {value!r} is not a plain SQL identifier (letters, digits, _)")
+    return value
+
+
+class TableName(str):
+    """A schema-qualified table name, ``public.users``."""
+
+    @property
+    def schema(self) -> str:
+        return self.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.split(".", 1)[1]
+
+
+class SourceConfig(Model):
+    """The PostgreSQL database whose tables are captured."""
+
+    managed: Literal["local"] | None = None
+    dsn: str | None = Field(None, description="postgresql://user@host:port/db, password not included")
+    password: SecretStr | None = Field(None, description="from CDCLAKE__SOURCE__PASSWORD only")
+    password_file: Path | None = None
+    database: str = "cdc_demo"
+    port: int = Field(54329, ge=1, le=65535, description="port of the managed local cluster")
+    tables: list[str] = Field(default_factory=list)
+    publication: str = "dbz_publication"
+    slot: str = "debezium_slot"
+    capture_user: str = "cdclake_debezium"
+    cdc_schema: str = Field("cdclake", description="schema of the heartbeat and signal tables")
+    max_slot_wal_keep_size: str = "10GB"
+
+    @field_validator("publication", "slot", "capture_user", "cdc_schema", "database")
+    @classmethod
+    def _identifiers(cls, value: str, info) -> str:
+        return _check_ident(value, info.field_name)
+
+    @field_validator("tables")
+    @classmethod
+    def _qualify(cls, tables: list[str]) -> list[str]:
+        out = []
+        for table in tables:
+            qualified = table if "." in table else f"public.{table}"
+            for part in qualified.split("."):
+                _check_ident(part, "table")
+            if qualified.count(".") != 1:
+                raise ValueError(f"table {table!r} must be 'schema.table' or 'table'")
+            out.append(TableName(qualified))
+        return out
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password_in_dsn(cls, dsn: str | None) -> str | None:
+        if dsn is None:
+            return None
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("dsn must start with postgresql://")
+        if parts.password:
+            raise ValueError(
+                "dsn holds a password; remove it and set CDCLAKE__SOURCE__PASSWORD or source.password_file"
+            )
+        return dsn
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceConfig:
+        if self.managed and self.dsn:
+            raise ValueError("give either managed: local or dsn, not both")
+        if not self.managed and not self.dsn:
+            self.managed = "local"
+        return self
+
+    @property
+    def is_managed(self) -> bool:
+        return self.managed == "local"
+
+
+class KafkaConfig(Model):
+    """Kafka brokers, and the defaults for the topics cdclake creates."""
+
+    managed: Literal["local"] | None = None
+    bootstrap_servers: str | None = None
+    nodes: Literal[1, 3] = Field(1, description="managed local: 1 combined node or the 3-node quorum")
+    port: int = Field(19092, ge=1024, le=65000, description="first broker port; node i uses port + 2*(i-1)")
+    heap: str = "1g"
+    topic_prefix: str = "cdc"
+    partitions: int = Field(6, ge=1)
+    replication_factor: int | None = Field(None, ge=1, description="default: min(3, brokers)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> KafkaConfig:
+        if self.managed and self.bootstrap_servers:
+            raise ValueError("give either managed: local or bootstrap_servers, not both")
+        if not self.managed and not self.bootstrap_servers:
+            self.managed = "local"
+        if self.replication_factor is None:
+            self.replication_factor = min(3, self.nodes) if self.is_managed else 1
+        if self.is_managed and self.replication_factor > self.nodes:
+            raise ValueError(f"replication_factor {self.replication_factor} exceeds the {self.nodes} local node(s)")
+        return self
+
+    @property
+    def is_managed(self) -> bool:
+        return self.managed == "local"
+
+    @property
+    def bootstrap(self) -> str:
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        return ",".join(f"127.0.0.1:{self.port + 2 * i}" for i in range(self.nodes))
+
+
+class ConnectConfig(Model):
+    """The Kafka Connect cluster that runs Debezium."""
+
+    managed: Literal["local"] | None = None
+    url: str | None = None
+    port: int = Field(8083, ge=1, le=65535)
+    heap: str = "1g"
+    group_id: str = "cdclake-connect"
+    connector_name: str = "cdclake-postgres"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ConnectConfig:
+        if self.managed and self.url:
+            raise ValueError("give either managed: local or url, not both")
+        if not self.managed and not self.url:
+            self.managed = "local"
+        return self
+
+    @property
+    def is_managed(self) -> bool:
+        return self.managed == "local"
+
+    @property
+    def endpoint(self) -> str:
+        return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+
+class LakehouseConfig(Model):
+    """The Iceberg catalog and warehouse."""
+
+    catalog: str = "lake"
+    namespace: str = "cdc_db"
+    warehouse: str | None = Field(None, description="default: file://<state dir>/warehouse")
+    backend: Literal["jdbc", "glue"] = "jdbc"
+    catalog_database: str = Field("cdclake_catalog", description="jdbc backend: database holding the catalog")
+
+    @field_validator("catalog", "namespace", "catalog_database")
+    @classmethod
+    def _identifiers(cls, value: str, info) -> str:
+        return _check_ident(value, info.field_name)
+
+
+class SparkConfig(Model):
+    """Where the Spark jobs run and any extra Spark conf."""
+
+    master: str = "local[2]"
+    driver_memory: str = "3g"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class Pipeline(Model):
+    """The whole of pipeline.yaml."""
+
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    connect: ConnectConfig = Field(default_factory=ConnectConfig)
+    lakehouse: LakehouseConfig = Field(default_factory=LakehouseConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+
+    _path: Path = PrivateAttr(default=Path("pipeline.yaml"))
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def state_dir(self) -> Path:
+        """``.cdclake/`` beside the config file: data, logs, pid files, local secrets."""
+        return self._path.resolve().parent / ".cdclake"
+
+    @property
+    def warehouse(self) -> str:
+        return self.lakehouse.warehouse or (self.state_dir / "warehouse").as_uri()
+
+
+def with_password(dsn: str, password: SecretStr | None) -> str:
+    """Put a password into a DSN for a driver; never log the result."""
+    if password is None:
+        return dsn
+    parts = urlsplit(dsn)
+    user = parts.username or ""
+    netloc = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def mask_dsn(dsn: str) -> str:
+    """A DSN fit for logs: any password replaced by ``***``."""
+    parts = urlsplit(dsn)
+    if not parts.password:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,1 @@
+"""Probes of each component, shared by ``cdclake status`` and the Airflow health checks."""

@@ -1,0 +1,1 @@
+"""Installing what cdclake needs: PostgreSQL from Debian, the JVM engines via Maven."""

@@ -1,0 +1,119 @@
+"""The JVM engines (Kafka, Connect, Debezium, Spark extras), resolved by Maven from the
+pinned poms under ``jvm/`` into a cache outside the repository.
+
+A stamp beside each engine's jars records the hash of the pom it came from, so a second
+``setup`` is a no-op and never touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdclake.errors import CdclakeError, NotInstalledError
+
+CACHE_ENV = "CDCLAKE_JVM_CACHE"
+POM_ROOT = Path(__file__).resolve().parents[3] / "jvm"  # in a source checkout
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    # Where the jars go, relative to the engine's cache dir (Connect wants plugin/<name>/*.jar).
+    subdir: str = ""
+
+    @property
+    def pom(self) -> Path:
+        return POM_ROOT / self.name / "pom.xml"
+
+    @property
+    def home(self) -> Path:
+        return cache_root() / self.name
+
+    @property
+    def jars(self) -> Path:
+        return self.home / self.subdir if self.subdir else self.home
+
+
+ENGINES = {
+    "kafka": Engine("kafka"),
+    "debezium": Engine("debezium", "debezium-connector-postgres"),
+    "spark": Engine("spark"),
+}
+
+
+class MavenError(CdclakeError):
+    exit_code = 3
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cdclake" / "jvm")
+
+
+def java_home() -> str | None:
+    return os.environ.get("JAVA_HOME")
+
+
+def java_bin() -> str:
+    home = java_home()
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise NotInstalledError("java not found on PATH; install a Java 17 JDK "
+                                "(apt-get install openjdk-17-jdk-headless) or set JAVA_HOME")
+    return found
+
+
+def classpath(engine: str) -> str:
+    """``<dir>/*`` for a JVM classpath, after checking the jars are there."""
+    return str(installed(engine) / "*")
+
+
+def installed(engine: str) -> Path:
+    target = ENGINES[engine]
+    if not _stamp(target).exists() or not any(target.jars.glob("*.jar")):
+        raise NotInstalledError(f"the {engine} jars are not in {target.jars}; run `cdclake setup` "
+                                "(or `make setup`) once with network access to Maven Central")
+    return target.jars
+
+
+def resolve(engine: str, progress=print) -> bool:
+    """Copy an engine's pinned jars into the cache. Returns True if anything was fetched."""
+    target = ENGINES[engine]
+    digest = hashlib.sha256(target.pom.read_bytes()).hexdigest()
+    stamp = _stamp(target)
+    if stamp.exists() and stamp.read_text().strip() == digest and any(target.jars.glob("*.jar")):
+        return False
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise NotInstalledError("mvn not found on PATH; install Maven (apt-get install maven)")
+    java_bin()
+    progress(f"resolving {engine} jars with Maven into {target.jars} ...")
+    if target.jars.exists():
+        shutil.rmtree(target.jars)
+    cmd = [mvn, "-B", "-q", "-f", str(target.pom), "dependency:copy-dependencies",
+           f"-Dcdclake.jvm.dir={cache_root()}"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise MavenError(_maven_failure(engine, result.stdout + result.stderr))
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest + "\n")
+    return True
+
+
+def _stamp(target: Engine) -> Path:
+    return target.home / ".pom.sha256"
+
+
+def _maven_failure(engine: str, output: str) -> str:
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    if any(s in output for s in ("UnknownHostException", "Could not transfer", "Connection refused",
+                                 "Network is unreachable", "connect timed out")):
+        return (f"Maven could not reach Maven Central to fetch the {engine} jars; check the network or a "
+                f"proxy in ~/.m2/settings.xml, then rerun `cdclake setup`\n{tail}")
+    return f"Maven failed to resolve the {engine} jars from {ENGINES[engine].pom}:\n{tail}"

@@ -1,0 +1,1 @@
+"""The PostgreSQL source: connections, preparation for logical replication, demo data."""

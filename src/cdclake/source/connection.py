@@ -1,0 +1,51 @@
+"""How cdclake reaches the source database as an administrator.
+
+A managed cluster uses the superuser whose password ``up`` generated into the state dir;
+an external one uses ``source.dsn`` with the password from the environment or a file.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import psycopg
+from pydantic import SecretStr
+
+from cdclake.config import Pipeline, mask_dsn, with_password
+from cdclake.stack.postgres import LocalPostgres
+
+
+def admin_dsn(pipeline: Pipeline, database: str | None = None) -> str:
+    """The source DSN without a password (safe to print)."""
+    src = pipeline.source
+    if src.is_managed:
+        return LocalPostgres(pipeline.state_dir, src.port).dsn(database or src.database)
+    dsn = src.dsn
+    if database:
+        dsn = urlsplit(dsn)._replace(path=f"/{database}").geturl()
+    return dsn
+
+
+def admin_password(pipeline: Pipeline) -> SecretStr | None:
+    src = pipeline.source
+    if src.is_managed:
+        pg = LocalPostgres(pipeline.state_dir, src.port)
+        return SecretStr(pg.password()) if pg.password_file.exists() else None
+    return src.password
+
+
+def connect(pipeline: Pipeline, database: str | None = None, **kwargs) -> psycopg.Connection:
+    """A psycopg connection to the source (or another database on the same server)."""
+    password = admin_password(pipeline)
+    return psycopg.connect(admin_dsn(pipeline, database),
+                           password=password.get_secret_value() if password else None,
+                           connect_timeout=5, **kwargs)
+
+
+def sqlalchemy_url(pipeline: Pipeline, database: str) -> str:
+    """``postgresql+psycopg://`` URL with the password, for pyiceberg's SqlCatalog. Never log it."""
+    url = with_password(admin_dsn(pipeline, database), admin_password(pipeline))
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+__all__ = ["admin_dsn", "admin_password", "connect", "mask_dsn", "sqlalchemy_url"]

@@ -1,0 +1,1 @@
+"""The embedded local stack: PostgreSQL, Kafka (KRaft) and Kafka Connect as processes."""

@@ -1,0 +1,175 @@
+"""The managed Kafka: KRaft combined broker+controller nodes launched from the pinned jars.
+
+One node by default; three for the reference's quorum (node ids 1-3, static controller
+quorum voters, replication factor 3, ``min.insync.replicas=2``), all on loopback ports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from base64 import urlsafe_b64encode
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdclake.broker.clients import admin as kafka_admin
+
+from cdclake.install import jvm
+from cdclake.stack.exceptions import StackError
+from cdclake.stack.process import Daemon
+
+BROKER_MAIN = "kafka.Kafka"
+STORAGE_MAIN = "kafka.tools.StorageTool"
+# G1 with short pauses keeps produce latency low; heap is fixed (Xms=Xmx) so a 2-core
+# machine never spends time growing it.
+JVM_FLAGS = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+             "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"]
+
+# Daemons log to stdout, which cdclake writes to .cdclake/logs/<component>.log.
+LOG4J2 = """\
+name=cdclake
+status=warn
+appender.out.type=Console
+appender.out.name=STDOUT
+appender.out.layout.type=PatternLayout
+appender.out.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.out.ref=STDOUT
+logger.request.name=kafka.request.logger
+logger.request.level=WARN
+logger.clients.name=org.apache.kafka.clients
+logger.clients.level=WARN
+logger.config.name=org.apache.kafka.common.config.AbstractConfig
+logger.config.level=WARN
+logger.reflections.name=org.reflections
+logger.reflections.level=ERROR
+"""
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    node_id: int
+    broker_port: int
+    controller_port: int
+    home: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+
+@dataclass(frozen=True)
+class LocalKafka:
+    state_dir: Path
+    nodes: int
+    base_port: int
+    replication_factor: int
+    heap: str = "1g"
+
+    @property
+    def home(self) -> Path:
+        return self.state_dir / "kafka"
+
+    def node_list(self) -> list[KafkaNode]:
+        return [KafkaNode(i, self.base_port + 2 * (i - 1), self.base_port + 2 * (i - 1) + 1,
+                          self.home / f"node-{i}") for i in range(1, self.nodes + 1)]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.address for node in self.node_list())
+
+    @property
+    def min_isr(self) -> int:
+        return 2 if self.replication_factor >= 3 else 1
+
+    def daemon(self, node: KafkaNode) -> Daemon:
+        return Daemon(
+            name=f"kafka-{node.node_id}",
+            argv=java_argv(self.heap, BROKER_MAIN, self.log4j_file(), str(self.properties_file(node))),
+            log=self.state_dir / "logs" / f"kafka-{node.node_id}.log",
+            pidfile=self.state_dir / "run" / f"kafka-{node.node_id}.pid",
+            ports=[node.broker_port, node.controller_port],
+        )
+
+    def daemons(self) -> list[Daemon]:
+        return [self.daemon(node) for node in self.node_list()]
+
+    def properties_file(self, node: KafkaNode) -> Path:
+        return node.home / "server.properties"
+
+    def log4j_file(self) -> Path:
+        return self.home / "log4j2.properties"
+
+    def server_properties(self, node: KafkaNode) -> dict[str, str]:
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.node_list())
+        rf = str(self.replication_factor)
+        return {
+            "process.roles": "broker,controller",
+            "node.id": str(node.node_id),
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.broker_port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.broker_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(node.home / "data"),
+            "num.partitions": "3",
+            "default.replication.factor": rf,
+            "min.insync.replicas": str(self.min_isr),
+            "offsets.topic.replication.factor": rf,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": str(self.min_isr),
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": str(self.min_isr),
+            # cdclake creates every topic itself, with the configured partitions and RF.
+            "auto.create.topics.enable": "false",
+            "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "log.retention.hours": "168",
+        }
+
+    def prepare(self) -> list[list[str]]:
+        """Write each node's config; return the storage-format commands still needed."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log4j_file().write_text(LOG4J2)
+        cluster_id = self._cluster_id()
+        commands = []
+        for node in self.node_list():
+            node.home.mkdir(parents=True, exist_ok=True)
+            props = self.server_properties(node)
+            self.properties_file(node).write_text(
+                "# written by cdclake up; edit pipeline.yaml instead\n"
+                + "".join(f"{k}={v}\n" for k, v in props.items()))
+            if not (node.home / "data" / "meta.properties").exists():
+                commands.append(java_argv("256m", STORAGE_MAIN, self.log4j_file(), "format",
+                                          "-t", cluster_id, "-c", str(self.properties_file(node)),
+                                          "--ignore-formatted"))
+        return commands
+
+    def _cluster_id(self) -> str:
+        path = self.home / "cluster.id"
+        if not path.exists():
+            path.write_text(urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+        return path.read_text().strip()
+
+    def probe(self, node: KafkaNode) -> bool:
+        """Ready when the node answers a metadata request and lists itself as a broker."""
+        metadata = kafka_admin(node.address).list_topics(
+            timeout=2)
+        return node.node_id in metadata.brokers
+
+
+def java_argv(heap: str, main: str, log4j: Path, *args: str, classpath: str | None = None) -> list[str]:
+    return [jvm.java_bin(), f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS,
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp", classpath or jvm.classpath("kafka"), main, *args]
+
+
+def format_storage(commands: list[list[str]]) -> None:
+    import subprocess
+
+    for argv in commands:
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}",
+                             component="kafka")
