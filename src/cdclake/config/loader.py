@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from cdclake.config.exceptions import ConfigError
-from cdclake.config.models import Pipeline
+from cdclake.config.models import Pipeline, mask_dsn
 
 ENV_PREFIX = "CDCLAKE__"
 # Keys that hold secrets: they may come from the environment or a file, never pipeline.yaml.
@@ -123,6 +123,8 @@ def _explain(exc: ValidationError, path: Path) -> ConfigError:
         else:
             msg = err["msg"].removeprefix("Value error, ")
             given = err.get("input")
+            if isinstance(given, str) and key.endswith("dsn"):
+                given = mask_dsn(given)
             shown = "" if "password" in key or isinstance(given, dict) else f" (got {given!r})"
             lines.append(f"{path}: {key}: {msg}{shown}")
     return ConfigError("\n".join(lines), path=str(path), key=first_key)

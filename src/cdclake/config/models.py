@@ -184,6 +184,14 @@ class SparkConfig(Model):
     driver_memory: str = "3g"
     conf: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _as_strings(cls, conf):
+        # YAML turns `true` and `8` into bool and int; Spark conf values are strings.
+        if isinstance(conf, dict):
+            return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()}
+        return conf
+
 
 class Pipeline(Model):
     """The whole of pipeline.yaml."""

@@ -46,6 +46,10 @@ ENGINES = {
 }
 
 
+# Extra Maven arguments, e.g. ["-s", "settings.xml"] for a mirror (tests point it at a dead one).
+MAVEN_EXTRA_ARGS: list[str] = []
+
+
 class MavenError(CdclakeError):
     exit_code = 3
 
@@ -96,7 +100,7 @@ def resolve(engine: str, progress=print) -> bool:
     progress(f"resolving {engine} jars with Maven into {target.jars} ...")
     if target.jars.exists():
         shutil.rmtree(target.jars)
-    cmd = [mvn, "-B", "-q", "-f", str(target.pom), "dependency:copy-dependencies",
+    cmd = [mvn, "-B", "-q", "-Dstyle.color=never", *MAVEN_EXTRA_ARGS, "-f", str(target.pom), "dependency:copy-dependencies",
            f"-Dcdclake.jvm.dir={cache_root()}"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -112,8 +116,9 @@ def _stamp(target: Engine) -> Path:
 
 def _maven_failure(engine: str, output: str) -> str:
     tail = "\n".join(output.strip().splitlines()[-15:])
-    if any(s in output for s in ("UnknownHostException", "Could not transfer", "Connection refused",
-                                 "Network is unreachable", "connect timed out")):
+    unreachable = ("UnknownHostException", "Could not transfer", "Connection refused", "Network is unreachable",
+                   "connect timed out", "No plugin found for prefix")  # the last: not even the plugin came
+    if any(s in output for s in unreachable):
         return (f"Maven could not reach Maven Central to fetch the {engine} jars; check the network or a "
                 f"proxy in ~/.m2/settings.xml, then rerun `cdclake setup`\n{tail}")
     return f"Maven failed to resolve the {engine} jars from {ENGINES[engine].pom}:\n{tail}"

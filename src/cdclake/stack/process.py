@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdclake.stack.exceptions import ComponentDiedError, PortInUseError, StartTimeoutError
+from cdclake.stack.exceptions import ComponentDiedError, PortInUseError, StartTimeoutError  # noqa: F401 (re-exported)
 
 LOG_TAIL_LINES = 25
 

@@ -1,0 +1,44 @@
+# cdclake: `make demo` runs the whole pipeline on the local stack; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11" >&2; exit 3; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[lakehouse,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## install everything: Python packages, PostgreSQL (apt), JVM engines (Maven); idempotent
+	$(BIN)/cdclake setup
+
+demo: setup ## run the whole pipeline on the embedded local stack
+	$(BIN)/cdclake demo
+
+test: setup ## run unit and integration tests on the real local stack
+	$(BIN)/pytest -q
+
+unit: $(STAMP) ## run the fast unit tests only (no stack)
+	$(BIN)/pytest -q -m "not integration"
+
+bench: setup ## run the benchmarks in bench/ (long)
+	$(BIN)/python -m bench
+
+up: setup ## start the local stack
+	$(BIN)/cdclake up
+
+down: ## stop the local stack
+	$(BIN)/cdclake down
+
+clean: ## stop the stack and delete its state (.cdclake/)
+	-$(BIN)/cdclake down --purge
+
+.PHONY: help setup demo test unit bench up down clean

@@ -1,0 +1,63 @@
+"""Unit tests of the daemon supervisor with real (tiny) processes, no stack needed."""
+
+import os
+import socket
+import sys
+
+import pytest
+
+from cdclake.stack import process
+from cdclake.stack.exceptions import ComponentDiedError, PortInUseError, StartTimeoutError
+
+
+def _daemon(tmp_path, argv, ports=()):
+    return process.Daemon(name="demo", argv=argv, log=tmp_path / "logs" / "demo.log",
+                          pidfile=tmp_path / "run" / "demo.pid", ports=list(ports))
+
+
+def test_port_in_use_names_port_and_holder(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(PortInUseError) as err:
+            process.start(_daemon(tmp_path, ["sleep", "5"], ports=[port]))
+    message = str(err.value)
+    assert f"port {port} needed by demo is in use by pid {os.getpid()}" in message
+    assert "choose another port" in message
+    assert err.value.port == port
+
+
+def test_component_dying_while_starting_shows_log_tail(tmp_path):
+    daemon = _daemon(tmp_path, ["sh", "-c", "echo 'FATAL: bad setting foo'; exit 3"])
+    pid = process.start(daemon)
+    with pytest.raises(ComponentDiedError) as err:
+        process.wait_ready(daemon, pid, lambda: False, timeout=10, what="nothing")
+    assert "demo exited while starting" in str(err.value)
+    assert "FATAL: bad setting foo" in str(err.value)
+
+
+def test_start_timeout_names_what_it_waited_for(tmp_path):
+    daemon = _daemon(tmp_path, ["sleep", "30"])
+    pid = process.start(daemon)
+    try:
+        with pytest.raises(StartTimeoutError, match="within 1s \\(waited for the answer\\)"):
+            process.wait_ready(daemon, pid, lambda: False, timeout=1, what="the answer")
+    finally:
+        assert process.stop(daemon, timeout=5)
+    assert not process.alive(pid) and not daemon.pidfile.exists()
+
+
+def test_stop_escalates_to_sigkill(tmp_path):
+    daemon = _daemon(tmp_path, [sys.executable, "-c",
+                                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+    pid = process.start(daemon)
+    assert process.running_pid(daemon.pidfile) == pid
+    assert process.stop(daemon, timeout=1)
+    assert not process.alive(pid)
+
+
+def test_recycled_pid_is_not_ours(tmp_path):
+    pidfile = tmp_path / "x.pid"
+    pidfile.write_text(f"{os.getpid()} 1\n")  # our pid, but a different start time
+    assert process.running_pid(pidfile) is None

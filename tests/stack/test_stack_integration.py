@@ -1,0 +1,146 @@
+"""The real local stack: PostgreSQL, Kafka (KRaft) and Connect + Debezium as processes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from cdclake.broker import clients
+from cdclake.broker.topics import ensure_topics
+from cdclake.config import load
+from cdclake.health.checks import stack_status
+from cdclake.source import connection
+from cdclake.stack import process
+from cdclake.stack import stack as local_stack
+from cdclake.stack.connect import DEBEZIUM_POSTGRES, plugin_classes
+from tests.conftest import TEST_CONNECT_PORT, TEST_PG_PORT, base_config, unique, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_postgres_has_logical_replication(stack):
+    with connection.connect(stack) as conn:
+        settings = dict(conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN ('wal_level', 'max_replication_slots', "
+            "'max_wal_senders', 'wal_keep_size', 'max_slot_wal_keep_size')").fetchall())
+        assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
+        assert conn.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+                            ).fetchone() == ("cdclake", True)
+    assert settings == {"wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10",
+                        "wal_keep_size": "1024", "max_slot_wal_keep_size": "10240"}
+
+
+def _round_trip(bootstrap: str, topic: str, count: int = 50, acks: str = "all") -> list[tuple[bytes, bytes]]:
+    producer = clients.producer(bootstrap, acks=acks, **{"enable.idempotence": True})
+    sent = [(f"k{i}".encode(), f"v{i}-{uuid.uuid4().hex}".encode()) for i in range(count)]
+    errors = []
+    for key, value in sent:
+        producer.produce(topic, value, key, on_delivery=lambda err, msg: err and errors.append(err))
+    assert producer.flush(30) == 0 and not errors, errors
+    consumer = clients.consumer(bootstrap, unique("g"))
+    consumer.subscribe([topic])
+    got, deadline = [], time.monotonic() + 30
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append((msg.key(), msg.value()))
+    finally:
+        consumer.close()
+    assert sorted(got) == sorted(sent)
+    return got
+
+
+def _create_topic(bootstrap: str, topic: str, partitions: int, rf: int) -> None:
+    assert ensure_topics(bootstrap, [topic], partitions, rf) == [topic]
+    assert ensure_topics(bootstrap, [topic], partitions, rf) == []  # idempotent
+
+
+def test_kafka_produce_consume_round_trip(stack):
+    topic = unique("roundtrip")
+    _create_topic(stack.kafka.bootstrap, topic, 3, 1)
+    _round_trip(stack.kafka.bootstrap, topic)
+
+
+def test_connect_lists_debezium_postgres(stack):
+    assert DEBEZIUM_POSTGRES in plugin_classes(stack.connect.endpoint)
+
+
+def test_status_reports_every_component(stack):
+    status = stack_status(stack)
+    assert status["postgres"]["state"] == "up" and status["postgres"]["version"].startswith("15")
+    assert "***" in status["postgres"]["dsn"] or ":" not in status["postgres"]["dsn"].split("@")[0][13:]
+    assert status["kafka"]["state"] == "up" and status["kafka"]["bootstrap_servers"] == stack.kafka.bootstrap
+    assert status["kafka"]["brokers"] == [f"1@{stack.kafka.bootstrap}"]
+    assert status["kafka"]["active_controller"] == 1
+    assert status["kafka"]["under_replicated_partitions"] == []
+    assert status["connect"]["state"] == "up" and DEBEZIUM_POSTGRES in status["connect"]["plugins"]
+    password = connection.admin_password(stack).get_secret_value()
+    assert password not in repr(status)
+
+
+def test_three_node_quorum_survives_a_broker_kill(stack, stack_dir):
+    """The reference's 3-node KRaft quorum; PostgreSQL and Connect are the session's (external)."""
+    doc = base_config(kafka={"nodes": 3, "port": 39092},
+                      source={"managed": None, "dsn": f"postgresql://cdclake@127.0.0.1:{TEST_PG_PORT}/postgres"},
+                      connect={"managed": None, "url": f"http://127.0.0.1:{TEST_CONNECT_PORT}"})
+    pipeline = load(write_config(stack_dir, doc), environ={})
+    report = local_stack.up(pipeline, progress=print)
+    try:
+        assert report.started == ["kafka-1", "kafka-2", "kafka-3"]
+        assert report.external == ["postgres", "connect"]
+        bootstrap = pipeline.kafka.bootstrap
+        topic = unique("quorum")
+        _create_topic(bootstrap, topic, 3, 3)
+        victim = local_stack.LocalStack.of(pipeline).kafka.daemons()[1]
+        process.kill(victim)
+        _round_trip(bootstrap, topic, acks="all")  # min.insync.replicas=2 still met
+        again = local_stack.up(pipeline, progress=print)
+        assert again.started == ["kafka-2"] and again.already_running == ["kafka-1", "kafka-3"]
+        _wait_full_isr(bootstrap, topic)
+    finally:
+        local_stack.down(pipeline, progress=print)
+
+
+def _wait_full_isr(bootstrap: str, topic: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = clients.admin(bootstrap).list_topics(topic, timeout=5).topics[topic]
+        if all(sorted(p.isrs) == [1, 2, 3] for p in meta.partitions.values()):
+            return
+        assert time.monotonic() < deadline, {p.id: p.isrs for p in meta.partitions.values()}
+        time.sleep(1)
+
+
+def test_up_twice_then_down_leaves_nothing(stack_dir):
+    ports = {"source": {"port": 56432}, "kafka": {"port": 49092}, "connect": {"port": 48083}}
+    pipeline = load(write_config(stack_dir, base_config(**ports)), environ={})
+    first = local_stack.up(pipeline, progress=print)
+    try:
+        assert first.started == ["postgres", "kafka-1", "connect"]
+        pids = [process.running_pid(d.pidfile) for d in local_stack.LocalStack.of(pipeline).daemons()]
+        assert all(pids)
+        second = local_stack.up(pipeline, progress=print)
+        assert second.started == [] and second.already_running == ["postgres", "kafka-1", "connect"]
+    finally:
+        stopped = local_stack.down(pipeline, purge=True, progress=print)
+    assert stopped.stopped == ["connect", "kafka-1", "postgres"]
+    assert not any(process.alive(pid) for pid in pids)
+    assert all(process.port_free(p) for p in (56432, 49092, 49093, 48083))
+    assert not (stack_dir / ".cdclake").exists()
+
+
+def test_port_in_use_fails_up_and_stops_what_it_started(stack_dir):
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 47092))
+        blocker.listen()
+        ports = {"source": {"port": 57432}, "kafka": {"port": 47092}, "connect": {"port": 47083}}
+        pipeline = load(write_config(stack_dir, base_config(**ports)), environ={})
+        with pytest.raises(process.PortInUseError, match="port 47092 needed by kafka-1 is in use by pid"):
+            local_stack.up(pipeline, progress=print)
+    assert process.port_free(57432)  # PostgreSQL, started first, was stopped again
+    assert not list((stack_dir / ".cdclake" / "run").glob("*.pid"))
