@@ -16,8 +16,10 @@ import yaml
 from cdclake.config import Pipeline, load
 from cdclake.stack import stack as local_stack
 
-# Ports of the session's test stack (the demo uses 54329 / 19092 / 8083).
-TEST_PG_PORT, TEST_KAFKA_PORT, TEST_CONNECT_PORT = 55432, 29092, 28083
+# Ports of the session's test stack (the demo uses 54329 / 19092 / 8083). Two test runs on
+# one machine set CDCLAKE_TEST_PORT_OFFSET to keep apart.
+PORT_OFFSET = int(os.environ.get("CDCLAKE_TEST_PORT_OFFSET", "0"))
+TEST_PG_PORT, TEST_KAFKA_PORT, TEST_CONNECT_PORT = 55432 + PORT_OFFSET, 29092 + PORT_OFFSET, 28083 + PORT_OFFSET
 
 
 def write_config(directory: Path, doc: dict) -> Path:

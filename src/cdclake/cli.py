@@ -77,10 +77,15 @@ def main() -> None:
         sys.exit(130)
 
 
-def register(module: str) -> None:
-    """Sub-commands live beside the stage they drive; import them lazily-cheaply here."""
-    __import__(module)
+def _register_commands() -> None:
+    """Each module in cdclake.commands adds its verbs; their heavy imports stay inside the verbs."""
+    import importlib
+    import pkgutil
+
+    import cdclake.commands as commands
+
+    for info in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"cdclake.commands.{info.name}")
 
 
-for _module in ("cdclake.commands.stack", "cdclake.commands.setup"):
-    register(_module)
+_register_commands()

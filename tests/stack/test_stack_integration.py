@@ -15,7 +15,7 @@ from cdclake.source import connection
 from cdclake.stack import process
 from cdclake.stack import stack as local_stack
 from cdclake.stack.connect import DEBEZIUM_POSTGRES, plugin_classes
-from tests.conftest import TEST_CONNECT_PORT, TEST_PG_PORT, base_config, unique, write_config
+from tests.conftest import PORT_OFFSET, TEST_CONNECT_PORT, TEST_PG_PORT, base_config, unique, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_status_reports_every_component(stack):
 
 def test_three_node_quorum_survives_a_broker_kill(stack, stack_dir):
     """The reference's 3-node KRaft quorum; PostgreSQL and Connect are the session's (external)."""
-    doc = base_config(kafka={"nodes": 3, "port": 39092},
+    doc = base_config(kafka={"nodes": 3, "port": 39092 + PORT_OFFSET},
                       source={"managed": None, "dsn": f"postgresql://cdclake@127.0.0.1:{TEST_PG_PORT}/postgres"},
                       connect={"managed": None, "url": f"http://127.0.0.1:{TEST_CONNECT_PORT}"})
     pipeline = load(write_config(stack_dir, doc), environ={})
@@ -115,7 +115,7 @@ def _wait_full_isr(bootstrap: str, topic: str, timeout: float = 60) -> None:
 
 
 def test_up_twice_then_down_leaves_nothing(stack_dir):
-    ports = {"source": {"port": 56432}, "kafka": {"port": 49092}, "connect": {"port": 48083}}
+    ports = {"source": {"port": 56432 + PORT_OFFSET}, "kafka": {"port": 49092 + PORT_OFFSET}, "connect": {"port": 48083 + PORT_OFFSET}}
     pipeline = load(write_config(stack_dir, base_config(**ports)), environ={})
     first = local_stack.up(pipeline, progress=print)
     try:
@@ -128,7 +128,7 @@ def test_up_twice_then_down_leaves_nothing(stack_dir):
         stopped = local_stack.down(pipeline, purge=True, progress=print)
     assert stopped.stopped == ["connect", "kafka-1", "postgres"]
     assert not any(process.alive(pid) for pid in pids)
-    assert all(process.port_free(p) for p in (56432, 49092, 49093, 48083))
+    assert all(process.port_free(p + PORT_OFFSET) for p in (56432, 49092, 49093, 48083))
     assert not (stack_dir / ".cdclake").exists()
 
 
@@ -136,11 +136,11 @@ def test_port_in_use_fails_up_and_stops_what_it_started(stack_dir):
     import socket
 
     with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", 47092))
+        blocker.bind(("127.0.0.1", 47092 + PORT_OFFSET))
         blocker.listen()
-        ports = {"source": {"port": 57432}, "kafka": {"port": 47092}, "connect": {"port": 47083}}
+        ports = {"source": {"port": 57432 + PORT_OFFSET}, "kafka": {"port": 47092 + PORT_OFFSET}, "connect": {"port": 47083 + PORT_OFFSET}}
         pipeline = load(write_config(stack_dir, base_config(**ports)), environ={})
-        with pytest.raises(process.PortInUseError, match="port 47092 needed by kafka-1 is in use by pid"):
+        with pytest.raises(process.PortInUseError, match=f"port {47092 + PORT_OFFSET} needed by kafka-1 is in use by pid"):
             local_stack.up(pipeline, progress=print)
-    assert process.port_free(57432)  # PostgreSQL, started first, was stopped again
+    assert process.port_free(57432 + PORT_OFFSET)  # PostgreSQL, started first, was stopped again
     assert not list((stack_dir / ".cdclake" / "run").glob("*.pid"))
