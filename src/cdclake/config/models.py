@@ -144,6 +144,12 @@ class ConnectConfig(Model):
     heap: str = "1g"
     group_id: str = "cdclake-connect"
     connector_name: str = "cdclake-postgres"
+    snapshot_mode: Literal["initial", "no_data", "when_needed", "initial_only"] = "initial"
+    heartbeat_interval_ms: int = Field(10_000, ge=100)
+    secrets_file: str | None = Field(
+        None, description="path ON THE CONNECT WORKER of a properties file with password=...; "
+                          "default: the local state dir's secrets/debezium.properties")
+    overrides: dict[str, str] = Field(default_factory=dict, description="extra Debezium connector keys")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ConnectConfig:

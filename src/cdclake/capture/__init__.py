@@ -1,0 +1,1 @@
+"""Capture: the Debezium connector on Kafka Connect, its topics and its replication slot."""

@@ -1,0 +1,144 @@
+"""Operations on the capture path: apply the connector, report on it, re-snapshot a table."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import psycopg
+
+from cdclake.broker.topics import end_offsets, ensure_topics
+from cdclake.capture.connect_client import ConnectClient
+from cdclake.capture.connector import POSTGRES_CONNECTOR, connector_config, table_topics
+from cdclake.capture.exceptions import CaptureError, ConnectorInvalidError
+from cdclake.config import Pipeline
+from cdclake.source import connection
+from cdclake.source.prepare import SIGNAL_TABLE
+
+RUNNING_TIMEOUT = 90.0
+
+
+def client(pipeline: Pipeline) -> ConnectClient:
+    return ConnectClient(pipeline.connect.endpoint)
+
+
+def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, Any]:
+    """Create the table topics, validate the connector config, PUT it, wait until RUNNING.
+
+    Idempotent: an unchanged config is not re-sent.
+    """
+    kafka, name = pipeline.kafka, pipeline.connect.connector_name
+    created = ensure_topics(kafka.bootstrap, list(table_topics(pipeline).values()), kafka.partitions,
+                            kafka.replication_factor)
+    for topic in created:
+        progress(f"created topic {topic} ({kafka.partitions} partitions, RF {kafka.replication_factor})")
+    config = connector_config(pipeline)
+    connect = client(pipeline)
+    errors = connect.validate(POSTGRES_CONNECTOR, config)
+    if errors:
+        raise ConnectorInvalidError("the connector config was rejected by Kafka Connect:\n  "
+                                    + "\n  ".join(errors), errors=errors)
+    current = connect.config(name)
+    changed = current is None or {k: v for k, v in current.items() if k != "name"} != config
+    if changed:
+        connect.put_config(name, config)
+        progress(f"{'created' if current is None else 'updated'} connector {name}")
+    else:
+        progress(f"connector {name} unchanged")
+    state = wait_running(pipeline) if wait else connect.status(name)
+    return {"connector": name, "changed": changed, "topics_created": created, "status": state}
+
+
+def wait_running(pipeline: Pipeline, timeout: float = RUNNING_TIMEOUT) -> dict:
+    """Wait until the connector and all its tasks are RUNNING; raise with the trace on FAILED."""
+    name = pipeline.connect.connector_name
+    connect = client(pipeline)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = connect.status(name) or {}
+        states = [status.get("connector", {}).get("state")] + [t.get("state") for t in status.get("tasks", [])]
+        failed = [t for t in status.get("tasks", []) if t.get("state") == "FAILED"]
+        if status.get("connector", {}).get("state") == "FAILED":
+            failed.append(status["connector"])
+        if failed:
+            raise CaptureError(f"connector {name} failed: {_trace_summary(failed[0].get('trace', ''))}; "
+                               f"fix the cause, then `cdclake connector restart`")
+        if status.get("tasks") and all(s == "RUNNING" for s in states):
+            return status
+        if time.monotonic() > deadline:
+            raise CaptureError(f"connector {name} not RUNNING after {timeout:.0f}s (states: {states}); "
+                               "see the Connect log (.cdclake/logs/connect.log)")
+        time.sleep(0.5)
+
+
+def connector_status(pipeline: Pipeline) -> dict[str, Any]:
+    """Connector and task states (with a failed task's trace), the slot, topic end offsets."""
+    name = pipeline.connect.connector_name
+    out: dict[str, Any] = {"name": name}
+    try:
+        status = client(pipeline).status(name)
+    except CaptureError as exc:
+        status, out["error"] = None, str(exc)
+    if status:
+        out["state"] = status["connector"]["state"]
+        out["tasks"] = [{"id": t["id"], "state": t["state"], **({"trace": t["trace"]} if t.get("trace") else {})}
+                        for t in status.get("tasks", [])]
+    elif "error" not in out:
+        out["state"] = "absent"
+    out["slot"] = slot_status(pipeline)
+    try:
+        out["end_offsets"] = {t: sum(p.values()) for t, p in
+                              end_offsets(pipeline.kafka.bootstrap, list(table_topics(pipeline).values())).items()}
+    except Exception as exc:  # noqa: BLE001 - status must report, not fail
+        out["end_offsets"] = {"error": str(exc)}
+    return out
+
+
+SLOT_QUERY = """
+SELECT active, wal_status, confirmed_flush_lsn::text,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag_bytes,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS retained_wal_bytes,
+       safe_wal_size
+FROM pg_replication_slots WHERE slot_name = %s
+"""
+
+
+def slot_status(pipeline: Pipeline, slot: str | None = None) -> dict[str, Any]:
+    """The replication slot: active, confirmed-position lag and retained WAL in bytes, wal_status."""
+    slot = slot or pipeline.source.slot
+    try:
+        with connection.connect(pipeline) as conn:
+            row = conn.execute(SLOT_QUERY, (slot,)).fetchone()
+    except psycopg.Error as exc:
+        return {"name": slot, "error": str(exc).strip().splitlines()[0]}
+    if row is None:
+        return {"name": slot, "exists": False}
+    keys = ("active", "wal_status", "confirmed_flush_lsn", "lag_bytes", "retained_wal_bytes", "safe_wal_size")
+    return {"name": slot, "exists": True, **dict(zip(keys, row))}
+
+
+def snapshot_table(pipeline: Pipeline, table: str) -> str:
+    """Ask Debezium for an incremental snapshot of one table through the signal table.
+
+    Streaming goes on meanwhile; the snapshot's rows arrive as op ``r``.
+    """
+    qualified = table if "." in table else f"public.{table}"
+    if qualified not in pipeline.source.tables:
+        raise CaptureError(f"{table} is not a captured table; captured: {', '.join(pipeline.source.tables)}")
+    signal_id = f"cdclake-{uuid.uuid4()}"
+    data = json.dumps({"data-collections": [qualified], "type": "incremental"})
+    from psycopg import sql
+
+    with connection.connect(pipeline) as conn:
+        conn.execute(sql.SQL("INSERT INTO {}.{} (id, type, data) VALUES (%s, %s, %s)").format(
+            sql.Identifier(pipeline.source.cdc_schema), sql.Identifier(SIGNAL_TABLE)),
+            (signal_id, "execute-snapshot", data))
+    return signal_id
+
+
+def _trace_summary(trace: str) -> str:
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("Caused by:")]
+    return (causes[-1] if causes else lines[0] if lines else "no trace")[:400]
