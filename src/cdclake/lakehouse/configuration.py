@@ -1,0 +1,211 @@
+"""The lakehouse plan: pipeline.yaml resolved once, at the edge, into what the jobs need.
+
+Jobs never read the environment or the config file; the CLI (or a job script's argument
+parser) builds a :class:`LakehousePlan` with :func:`plan_from_pipeline` and passes it down.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from pydantic import SecretStr
+
+from cdclake.config import Pipeline
+from cdclake.lakehouse.exceptions import LakehouseError
+
+BUNDLED_MODELS = Path(__file__).resolve().parents[3] / "models"  # in a source checkout
+
+# Iceberg snapshot-summary keys that carry each layer's source position (DESIGN §4).
+BRONZE_OFFSETS_KEY = "cdclake.bronze.kafka-offsets"
+SILVER_WATERMARK_KEY = "cdclake.silver.bronze-snapshot-id"
+GOLD_INPUTS_KEY = "cdclake.gold.input-snapshots"
+
+# Table properties every cdclake table gets: format v2, merge-on-read row-level changes.
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.delete.mode": "merge-on-read",
+    "write.update.mode": "merge-on-read",
+    "write.merge.mode": "merge-on-read",
+    "write.parquet.compression-codec": "zstd",
+}
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """One captured source table and the names it has downstream.
+
+    Example:
+        >>> ref = TableRef("public.users", "cdc.users", "lake", "cdc_db")
+        >>> ref.silver, ref.bronze_short
+        ('lake.cdc_db.silver_users', 'cdc_db.bronze_users')
+    """
+
+    source: str
+    topic: str
+    catalog: str
+    namespace: str
+
+    @property
+    def schema(self) -> str:
+        return self.source.split(".", 1)[0]
+
+    @property
+    def table(self) -> str:
+        return self.source.split(".", 1)[1]
+
+    @property
+    def base(self) -> str:
+        """``users`` for public.users, ``sales_orders`` for sales.orders."""
+        return self.table if self.schema == "public" else f"{self.schema}_{self.table}"
+
+    def qualified(self, layer: str) -> str:
+        return f"{self.catalog}.{self.namespace}.{layer}_{self.base}"
+
+    def short(self, layer: str) -> str:
+        return f"{self.namespace}.{layer}_{self.base}"
+
+    @property
+    def bronze(self) -> str:
+        return self.qualified("bronze")
+
+    @property
+    def silver(self) -> str:
+        return self.qualified("silver")
+
+    @property
+    def bronze_short(self) -> str:
+        return self.short("bronze")
+
+    @property
+    def silver_short(self) -> str:
+        return self.short("silver")
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """Where the Iceberg catalog lives: JDBC in PostgreSQL (local) or AWS Glue."""
+
+    name: str
+    backend: str
+    warehouse: str
+    jdbc_url: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    sqlalchemy_url: SecretStr | None = None
+    region: str | None = None
+
+    def __repr__(self) -> str:  # never a password, even by accident
+        return f"CatalogSettings(name={self.name!r}, backend={self.backend!r}, warehouse={self.warehouse!r})"
+
+
+@dataclass(frozen=True)
+class LakehousePlan:
+    """Everything the bronze, silver and gold jobs need, resolved from the config."""
+
+    catalog: CatalogSettings
+    namespace: str
+    tables: tuple[TableRef, ...]
+    bootstrap: str
+    checkpoints: str
+    trigger_seconds: int = 10
+    max_offsets_per_trigger: int | None = None
+    spark_master: str = "local[2]"
+    driver_memory: str = "2g"
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    models_dir: Path = BUNDLED_MODELS
+    retention_days: int = 7
+    orphan_age_hours: int = 72
+    source_connect: Callable[..., psycopg.Connection] | None = field(default=None, compare=False, repr=False)
+
+    def table(self, name: str) -> TableRef:
+        """The configured table called ``name`` (``users``, ``public.users`` or ``silver_users``).
+
+        Raises:
+            LakehouseError: no such configured table, listing the configured ones.
+        """
+        for ref in self.tables:
+            if name in (ref.source, ref.table, ref.base, f"silver_{ref.base}", ref.silver_short, ref.silver):
+                return ref
+        known = ", ".join(r.source for r in self.tables) or "none"
+        raise LakehouseError(f"unknown table {name!r}; configured tables (source.tables): {known}", table=name)
+
+    def connect_source(self, **kwargs) -> psycopg.Connection:
+        if self.source_connect is None:
+            raise LakehouseError("this plan has no source connection; build it with plan_from_pipeline()")
+        return self.source_connect(**kwargs)
+
+
+def topic_name(prefix: str, table: str) -> str:
+    """``cdc.users`` for public.users, ``cdc.sales.orders`` for sales.orders (docs/events.md)."""
+    schema, name = table.split(".", 1)
+    return f"{prefix}.{name}" if schema == "public" else f"{prefix}.{schema}.{name}"
+
+
+def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> LakehousePlan:
+    """Resolve the pipeline into a plan (the only place the lakehouse reads config).
+
+    Args:
+        pipeline: the validated pipeline.
+        tables: restrict to these source tables (default: ``source.tables``).
+
+    Returns:
+        The plan, holding the catalog password as a secret.
+    """
+    from cdclake.source import connection
+
+    lake = pipeline.lakehouse
+    prefix = lake.input_topic_prefix or pipeline.kafka.topic_prefix
+    wanted = tables or list(pipeline.source.tables)
+    refs = tuple(TableRef(t if "." in t else f"public.{t}", topic_name(prefix, t if "." in t else f"public.{t}"),
+                          lake.catalog, lake.namespace) for t in wanted)
+    return LakehousePlan(
+        catalog=_catalog_settings(pipeline),
+        namespace=lake.namespace,
+        tables=refs,
+        bootstrap=pipeline.kafka.bootstrap,
+        checkpoints=lake.checkpoints or (pipeline.state_dir / "checkpoints").as_uri(),
+        trigger_seconds=lake.trigger_interval_seconds,
+        max_offsets_per_trigger=lake.max_offsets_per_trigger,
+        spark_master=pipeline.spark.master,
+        driver_memory=pipeline.spark.driver_memory,
+        spark_conf=dict(pipeline.spark.conf),
+        models_dir=_models_dir(pipeline),
+        retention_days=lake.snapshot_retention_days,
+        orphan_age_hours=lake.orphan_file_age_hours,
+        source_connect=functools.partial(connection.connect, pipeline),
+    )
+
+
+def _catalog_settings(pipeline: Pipeline) -> CatalogSettings:
+    from cdclake.source import connection
+
+    lake = pipeline.lakehouse
+    if lake.backend == "glue":
+        if not pipeline.lakehouse.warehouse:
+            raise LakehouseError("lakehouse.backend is glue but lakehouse.warehouse is not set; "
+                                 "set it to an s3:// path, e.g. s3://my-bucket/iceberg")
+        return CatalogSettings(lake.catalog, "glue", pipeline.warehouse, region=lake.aws_region)
+    dsn = connection.admin_dsn(pipeline, lake.catalog_database)
+    parts = urlsplit(dsn)
+    return CatalogSettings(
+        name=lake.catalog,
+        backend="jdbc",
+        warehouse=pipeline.warehouse,
+        jdbc_url=f"jdbc:postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}",
+        user=parts.username,
+        password=connection.admin_password(pipeline),
+        sqlalchemy_url=SecretStr(connection.sqlalchemy_url(pipeline, lake.catalog_database)),
+    )
+
+
+def _models_dir(pipeline: Pipeline) -> Path:
+    configured = pipeline.lakehouse.models_dir
+    if not configured:
+        return BUNDLED_MODELS
+    path = Path(configured)
+    return path if path.is_absolute() else pipeline.path.resolve().parent / path

@@ -1,0 +1,44 @@
+"""Errors of the lakehouse stage: each names what is wrong and the fix."""
+
+from __future__ import annotations
+
+from cdclake.errors import CdclakeError
+
+
+class LakehouseError(CdclakeError):
+    """A lakehouse job cannot go on."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, *, table: str | None = None):
+        super().__init__(message)
+        self.table = table
+
+
+class SchemaChangeError(LakehouseError):
+    """The source changed a column in a way silver cannot follow; only that table stops."""
+
+    def __init__(self, message: str, *, table: str, column: str):
+        super().__init__(message, table=table)
+        self.column = column
+
+
+class SourceTableError(LakehouseError):
+    """A configured source table is missing or has no primary key."""
+
+
+class WatermarkError(LakehouseError):
+    """The bronze snapshot silver stopped at is gone (expired); silver must be rebuilt."""
+
+
+class ModelError(LakehouseError):
+    """A gold model file is invalid or names an unknown table."""
+
+
+class JobsFailedError(LakehouseError):
+    """Some tables failed while the others went on; carries every failure."""
+
+    def __init__(self, failures: dict[str, str]):
+        lines = "; ".join(f"{table}: {reason}" for table, reason in failures.items())
+        super().__init__(f"{len(failures)} table(s) failed: {lines}")
+        self.failures = failures

@@ -1,0 +1,160 @@
+"""``cdclake run bronze|silver|gold|all``: the layers in order, one table's failure
+isolated from the others.
+
+Batch mode (``--available-now``, the default): bronze drains Kafka and stops, then silver
+merges, then gold rebuilds. Continuous mode: bronze streams with the configured trigger,
+each bronze commit merges that table into silver at once, and gold rebuilds every
+trigger interval.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cdclake.lakehouse import bronze, gold, silver
+from cdclake.lakehouse.configuration import LakehousePlan, TableRef
+from cdclake.lakehouse.exceptions import JobsFailedError, LakehouseError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+LAYERS = ("bronze", "silver", "gold")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunReport:
+    layers: list[str]
+    bronze: dict[str, Any] = field(default_factory=dict)
+    silver: list[silver.SilverResult] = field(default_factory=list)
+    gold: list[gold.GoldResult] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def raise_on_failure(self) -> None:
+        if self.failures:
+            raise JobsFailedError(self.failures)
+
+
+def layers_for(name: str) -> list[str]:
+    return list(LAYERS) if name == "all" else [name]
+
+
+def topic_partitions(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
+    """Partition ids of each topic that exists (bronze resumes from its own offsets)."""
+    from cdclake.broker import clients
+
+    meta = clients.admin(bootstrap).list_topics(timeout=10)
+    return {t: sorted(meta.topics[t].partitions) for t in topics if t in meta.topics}
+
+
+def run_bronze(spark: SparkSession, plan: LakehousePlan, report: RunReport, progress: Progress,
+               available_now: bool = True, on_commit: bronze.OnCommit | None = None) -> list:
+    """Start one stream per table; in available-now mode wait until all drained."""
+    from pyspark.errors import StreamingQueryException
+
+    partitions = topic_partitions(plan.bootstrap, [r.topic for r in plan.tables])
+    queries = []
+    for ref in plan.tables:
+        try:
+            queries.append((ref, bronze.start(spark, plan, ref, available_now=available_now, on_commit=on_commit,
+                                              partitions=partitions.get(ref.topic))))
+        except LakehouseError as exc:
+            report.failures[ref.source] = str(exc)
+    if not available_now:
+        return queries
+    for ref, query in queries:
+        try:
+            query.awaitTermination()
+            report.bronze[ref.source] = "drained"
+            progress(f"bronze {ref.bronze_short}: drained {ref.topic}")
+        except StreamingQueryException as exc:
+            report.failures[ref.source] = f"bronze: {exc.getMessage().splitlines()[0]}"
+    return queries
+
+
+def run_silver_table(spark: SparkSession, plan: LakehousePlan, ref: TableRef, report: RunReport,
+                     progress: Progress) -> None:
+    try:
+        result = silver.run(spark, plan, ref)
+    except LakehouseError as exc:
+        report.failures[ref.source] = str(exc)
+        progress(f"silver {ref.silver_short}: FAILED: {exc}")
+        return
+    report.silver.append(result)
+    for change in result.schema_changes:
+        progress(f"silver {ref.silver_short}: {change}")
+    if result.merged:
+        progress(f"silver {ref.silver_short}: merged {result.changes} key(s) up to bronze snapshot "
+                 f"{result.bronze_snapshot} in {result.seconds:.1f}s")
+
+
+def run_gold(spark: SparkSession, plan: LakehousePlan, report: RunReport, progress: Progress) -> None:
+    try:
+        results = gold.run(spark, plan)
+    except LakehouseError as exc:
+        report.failures["gold"] = str(exc)
+        progress(f"gold: FAILED: {exc}")
+        return
+    report.gold.extend(results)
+    for result in results:
+        if result.rebuilt:
+            progress(f"gold {result.model}: rebuilt in {result.seconds:.1f}s")
+
+
+def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: Progress = print) -> RunReport:
+    """Run the layers once, in order (bronze drains Kafka and stops)."""
+    report = RunReport(layers)
+    if "bronze" in layers:
+        run_bronze(spark, plan, report, progress)
+    if "silver" in layers:
+        for ref in plan.tables:
+            if ref.source not in report.failures:
+                run_silver_table(spark, plan, ref, report, progress)
+    if "gold" in layers:
+        run_gold(spark, plan, report, progress)
+    return report
+
+
+def run_continuous(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: Progress = print,
+                   stop: threading.Event | None = None) -> RunReport:
+    """Stream until ``stop`` is set (or Ctrl-C): bronze triggers, silver per bronze commit, gold on a timer."""
+    report = RunReport(layers)
+    stop = stop or threading.Event()
+
+    def merge_table(ref: TableRef) -> None:
+        run_silver_table(spark, plan, ref, report, progress)
+
+    queries = []
+    if "bronze" in layers:
+        queries = run_bronze(spark, plan, report, progress, available_now=False,
+                             on_commit=merge_table if "silver" in layers else None)
+    progress(f"streaming every {plan.trigger_seconds}s; Ctrl-C to stop")
+    try:
+        while not stop.wait(plan.trigger_seconds):
+            if "bronze" not in layers and "silver" in layers:
+                for ref in plan.tables:
+                    merge_table(ref)
+            if "gold" in layers:
+                run_gold(spark, plan, report, progress)
+            for ref, query in queries:
+                if query.exception() is not None:
+                    report.failures[ref.source] = f"bronze: {query.exception().getMessage().splitlines()[0]}"
+    except KeyboardInterrupt:
+        progress("stopping ...")
+    finally:
+        for _, query in queries:
+            query.stop()
+    return report
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until true or raise after ``timeout`` seconds, naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise LakehouseError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)

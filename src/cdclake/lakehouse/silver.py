@@ -1,0 +1,265 @@
+"""Silver: bronze change events -> ``<ns>.silver_<table>``, the source table's current state.
+
+Each run reads only the bronze snapshots after silver's watermark, resolves the changes
+per key and MERGEs them; the watermark (the last bronze snapshot merged) is written into
+the MERGE's own snapshot summary, so data and position commit atomically (DESIGN §4):
+
+- the latest change per key wins, by (LSN, Kafka offset), never by timestamp;
+- a delete removes the row; an insert whose latest change is a delete is never written;
+- an older change never overwrites a newer one (``s._cdc_lsn >= t._cdc_lsn``);
+- a TOAST placeholder keeps the value: the last real value of that key in the batch,
+  else the stored one; for a primary-key update (delete of the old key and create of the
+  new key at the same LSN) the value comes from the old key;
+- columns and types come from PostgreSQL's catalog; added columns and widened types
+  flow in, anything else raises :class:`SchemaChangeError` for this table only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cdclake.lakehouse import bronze, faults
+from cdclake.lakehouse.configuration import SILVER_WATERMARK_KEY, TABLE_PROPERTIES, LakehousePlan, TableRef
+from cdclake.lakehouse.exceptions import WatermarkError
+from cdclake.lakehouse.pgschema import Column, TableSchema, convert, is_placeholder, read_schema, schema_changes
+from cdclake.lakehouse.spark import latest_summary_value, load_table, table_exists, with_commit_properties
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+CDC_COLUMNS = [("_cdc_lsn", "bigint"), ("_cdc_ts", "timestamp")]
+ORDER = "lsn, kafka_partition, kafka_offset"
+
+
+@dataclass
+class SilverResult:
+    table: str
+    bronze_snapshot: int | None = None
+    changes: int = 0
+    merged: bool = False
+    seconds: float = 0.0
+    schema_changes: list[str] = field(default_factory=list)
+
+
+def q(name: str) -> str:
+    """A quoted Spark SQL identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult:
+    """Merge the bronze snapshots not yet in silver; a no-op when there are none.
+
+    Raises:
+        SchemaChangeError: the source changed a column incompatibly (this table only).
+        WatermarkError: silver's bronze snapshot was expired; rebuild silver.
+    """
+    started = time.monotonic()
+    result = SilverResult(ref.source)
+    bronze.ensure_table(spark, plan, ref)
+    # Pin bronze first, then read the catalog: every event in the batch is then older than
+    # the schema we read, so no event carries a column we do not know yet.
+    pinned = load_table(spark, ref.bronze).currentSnapshot()
+    with plan.connect_source() as conn:
+        schema = read_schema(conn, ref.source)
+    result.schema_changes = ensure_table(spark, ref, schema)
+    if pinned is None:
+        return result
+    result.bronze_snapshot = end = pinned.snapshotId()
+    _, watermark = latest_summary_value(spark, ref.silver, SILVER_WATERMARK_KEY)
+    if watermark is not None and int(watermark) == end:
+        result.seconds = time.monotonic() - started
+        return result
+    events = read_bronze(spark, ref, int(watermark) if watermark else None, end)
+    result.changes, result.merged = merge(spark, ref, schema, events, end)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def rebuild(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult:
+    """Drop silver and replay it from all of bronze (``cdclake rebuild silver TABLE``)."""
+    spark.sql(f"DROP TABLE IF EXISTS {ref.silver} PURGE")
+    return run(spark, plan, ref)
+
+
+def ensure_table(spark: SparkSession, ref: TableRef, schema: TableSchema) -> list[str]:
+    """Create silver, or bring its columns up to the source's. Returns what changed."""
+    if not table_exists(spark, ref.silver):
+        columns = [(c.name, c.spark_type) for c in schema.columns] + CDC_COLUMNS
+        ddl = ", ".join(f"{q(n)} {t}" for n, t in columns)
+        props = ", ".join(f"'{k}'='{v}'" for k, v in TABLE_PROPERTIES.items())
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {ref.silver} ({ddl}) USING iceberg TBLPROPERTIES ({props})")
+        return []
+    current = {f.name: f.dataType.simpleString() for f in spark.table(ref.silver).schema.fields}
+    added, widened = schema_changes(ref.source, schema, current)
+    changes = []
+    for column in added:
+        spark.sql(f"ALTER TABLE {ref.silver} ADD COLUMN {q(column.name)} {column.spark_type}")
+        changes.append(f"added {column.name} {column.spark_type}")
+    for column in widened:
+        spark.sql(f"ALTER TABLE {ref.silver} ALTER COLUMN {q(column.name)} TYPE {column.spark_type}")
+        changes.append(f"widened {column.name} to {column.spark_type}")
+    return changes
+
+
+def read_bronze(spark: SparkSession, ref: TableRef, after: int | None, end: int) -> DataFrame:
+    """Bronze rows appended after snapshot ``after`` up to ``end`` (all up to ``end`` if None)."""
+    reader = spark.read.format("iceberg")
+    if after is None:
+        reader = reader.option("snapshot-id", str(end))
+    else:
+        if load_table(spark, ref.bronze).snapshot(after) is None:
+            raise WatermarkError(
+                f"bronze snapshot {after}, where {ref.silver_short} stopped, was expired; run "
+                f"`cdclake rebuild silver {ref.source}` to replay silver from bronze", table=ref.source)
+        reader = reader.option("start-snapshot-id", str(after)).option("end-snapshot-id", str(end))
+    return reader.load(ref.bronze).where("parse_error IS NULL AND op IN ('c', 'u', 'd', 'r')")
+
+
+# --- resolving the changes per key -------------------------------------------------------
+
+def typed_changes(events: DataFrame, schema: TableSchema) -> DataFrame:
+    """One row per change: typed columns, and for TOAST-able columns ``__real_i`` (a struct
+    holding the value, or NULL when the change carries the placeholder or is a delete)."""
+    fields = ", ".join(f"{q(c.name)} STRING" for c in schema.columns)
+    parsed = events.selectExpr("op", "lsn", "kafka_partition", "kafka_offset", "source_ts",
+                               f"from_json(event_value, '{fields}') AS v")
+    exprs = ["op", "lsn", "kafka_partition", "kafka_offset", "source_ts"]
+    for i, column in enumerate(schema.columns):
+        raw = f"v.{q(column.name)}"
+        exprs.append(f"{convert(raw, column)} AS {q(column.name)}")
+        if _toastable(column):
+            exprs.append(f"CASE WHEN op = 'd' OR {is_placeholder(raw)} THEN NULL "
+                         f"ELSE named_struct('v', {convert(raw, column)}) END AS __real_{i}")
+            exprs.append(f"{is_placeholder(raw)} AS __ph_{i}")
+    return parsed.selectExpr(*exprs)
+
+
+def _toastable(column: Column) -> bool:
+    return column.may_be_placeholder and not column.is_key
+
+
+def _key_partition(schema: TableSchema) -> str:
+    return ", ".join(q(c.name) for c in schema.keys)
+
+
+def resolve(changes: DataFrame, schema: TableSchema) -> DataFrame:
+    """Add ``__cur_i`` (the value in force after each change) and ``__rn`` (1 = latest)."""
+    part = _key_partition(schema)
+    exprs = ["*", f"row_number() OVER (PARTITION BY {part} ORDER BY lsn DESC, kafka_partition DESC, "
+                  "kafka_offset DESC) AS __rn"]
+    for i, column in enumerate(schema.columns):
+        if _toastable(column):
+            exprs.append(f"last(__real_{i}, true) OVER (PARTITION BY {part} ORDER BY {ORDER} "
+                         f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __cur_{i}")
+    return changes.selectExpr(*exprs)
+
+
+def fill_moved(spark: SparkSession, ref: TableRef, changes: DataFrame, resolved: DataFrame,
+               schema: TableSchema) -> DataFrame:
+    """Give the create of a moved key (primary-key update) its old key's unchanged values.
+
+    The delete of the old key and the create of the new one share an LSN; a TOAST
+    placeholder in the create means "the old row's value": the old key's last value in
+    this batch, else the one stored in silver.
+    """
+    toast = [i for i, c in enumerate(schema.columns) if _toastable(c)]
+    keys = [q(c.name) for c in schema.keys]
+    deletes = resolved.where("op = 'd'").selectExpr(
+        "lsn AS __d_lsn", *[f"{k} AS __d_{n}" for n, k in enumerate(keys)], *[f"__cur_{i} AS __d_cur_{i}" for i in toast])
+    stored = spark.table(ref.silver).selectExpr(
+        *[f"{k} AS __s_{n}" for n, k in enumerate(keys)],
+        *[f"named_struct('v', {q(schema.columns[i].name)}) AS __s_{i}_v" for i in toast])
+    on_key = " AND ".join(f"__d_{n} = __s_{n}" for n in range(len(keys)))
+    olds = deletes.join(stored, on=_expr(on_key), how="left")
+    joined = changes.join(olds, on=_expr("op = 'c' AND lsn = __d_lsn"), how="left")
+    fixes = [f"CASE WHEN __d_lsn IS NOT NULL AND __ph_{i} THEN coalesce(__d_cur_{i}, __s_{i}_v) "
+             f"ELSE __real_{i} END AS __real_{i}" for i in toast]
+    keep = [c for c in changes.columns if not c.startswith("__real_")]
+    return joined.selectExpr(*[q(c) for c in keep], *fixes)
+
+
+def _unfilled_moves(changes: DataFrame, toast: list[int]) -> int:
+    """Creates still holding a TOAST placeholder without a value (only moved keys have them)."""
+    if not toast:
+        return 0
+    return changes.where("op = 'c' AND (" + " OR ".join(f"(__ph_{i} AND __real_{i} IS NULL)" for i in toast)
+                         + ")").count()
+
+
+def _expr(sql: str):
+    from pyspark.sql.functions import expr
+
+    return expr(sql)
+
+
+def merge_source(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataFrame) -> DataFrame:
+    """The latest change per key, TOAST placeholders resolved: the MERGE's source."""
+    changes = typed_changes(events, schema).persist()
+    resolved = resolve(changes, schema)
+    toast = [i for i, c in enumerate(schema.columns) if _toastable(c)]
+    # A key moved twice in one batch (A -> B -> C) needs one pass per hop.
+    pending = _unfilled_moves(changes, toast)
+    while pending:
+        filled = fill_moved(spark, ref, changes, resolved, schema).persist()
+        left = _unfilled_moves(filled, toast)
+        changes, resolved = filled, resolve(filled, schema)
+        if left >= pending:
+            break
+        pending = left
+    exprs = []
+    for i, column in enumerate(schema.columns):
+        if _toastable(column):
+            exprs += [f"__cur_{i}.v AS {q(column.name)}", f"__cur_{i} IS NULL AS __keep_{i}"]
+        else:
+            exprs.append(q(column.name))
+    return resolved.where("__rn = 1").selectExpr(*exprs, "op AS __op", "lsn AS _cdc_lsn", "source_ts AS _cdc_ts")
+
+
+def merge_sql(ref: TableRef, schema: TableSchema, view: str) -> str:
+    """MERGE of the resolved changes into silver (see the module docstring for the rules)."""
+    on = " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}" for c in schema.keys)
+    sets, names = [], []
+    for i, column in enumerate(schema.columns):
+        name = q(column.name)
+        names.append(name)
+        if column.is_key:
+            continue
+        value = f"CASE WHEN s.__keep_{i} THEN t.{name} ELSE s.{name} END" if _toastable(column) else f"s.{name}"
+        sets.append(f"t.{name} = {value}")
+    sets += ["t._cdc_lsn = s._cdc_lsn", "t._cdc_ts = s._cdc_ts"]
+    cols = names + ["_cdc_lsn", "_cdc_ts"]
+    return (f"MERGE INTO {ref.silver} t USING {view} s ON {on} "
+            "WHEN MATCHED AND s.__op = 'd' AND s._cdc_lsn >= t._cdc_lsn THEN DELETE "
+            f"WHEN MATCHED AND s.__op <> 'd' AND s._cdc_lsn >= t._cdc_lsn THEN UPDATE SET {', '.join(sets)} "
+            f"WHEN NOT MATCHED AND s.__op <> 'd' THEN INSERT ({', '.join(cols)}) "
+            f"VALUES ({', '.join('s.' + c for c in cols)})")
+
+
+def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataFrame,
+          end_snapshot: int) -> tuple[int, bool]:
+    """MERGE the events into silver with ``end_snapshot`` as the new watermark.
+
+    Returns:
+        (number of keys changed, whether a commit was made). No changes -> no commit.
+    """
+    source = merge_source(spark, ref, schema, events).persist()
+    view = f"cdclake_changes_{ref.base}_{uuid.uuid4().hex[:8]}"
+    try:
+        count = source.count()
+        if count == 0:
+            return 0, False
+        source.createOrReplaceTempView(view)
+
+        def _merge():
+            faults.point("silver.mid_merge", spark)
+            spark.sql(merge_sql(ref, schema, view))
+
+        with_commit_properties(spark, {SILVER_WATERMARK_KEY: str(end_snapshot)}, _merge)
+        faults.point("silver.after_commit", spark)
+        return count, True
+    finally:
+        spark.catalog.dropTempView(view)
+        source.unpersist()

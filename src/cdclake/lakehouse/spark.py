@@ -1,0 +1,185 @@
+"""The Spark session: local (JDBC catalog + filesystem warehouse) or AWS (Glue + S3FileIO),
+rendered from one plan by :func:`as_spark_conf`.
+
+PySpark is imported lazily, so the CLI and the unit tests start without a JVM.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from cdclake.errors import NotInstalledError
+from cdclake.lakehouse.configuration import LakehousePlan
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+SPARK_CATALOG = "org.apache.iceberg.spark.SparkCatalog"
+GLUE_CATALOG = "org.apache.iceberg.aws.glue.GlueCatalog"
+S3_FILE_IO = "org.apache.iceberg.aws.s3.S3FileIO"
+JVM_UTC = "-Duser.timezone=UTC"
+
+
+def catalog_conf(plan: LakehousePlan) -> dict[str, str]:
+    """The ``spark.sql.catalog.<name>.*`` keys (runtime-settable, so Glue jobs use them too)."""
+    cat = plan.catalog
+    prefix = f"spark.sql.catalog.{cat.name}"
+    conf = {prefix: SPARK_CATALOG, f"{prefix}.warehouse": cat.warehouse, f"{prefix}.cache-enabled": "false"}
+    if cat.backend == "glue":
+        conf.update({f"{prefix}.catalog-impl": GLUE_CATALOG, f"{prefix}.io-impl": S3_FILE_IO})
+        if cat.region:
+            conf[f"{prefix}.client.region"] = cat.region
+        return conf
+    conf.update({
+        f"{prefix}.type": "jdbc",
+        f"{prefix}.uri": cat.jdbc_url,
+        f"{prefix}.jdbc.user": cat.user or "",
+        # v1 layout: pyiceberg's SqlCatalog reads the same tables.
+        f"{prefix}.jdbc.schema-version": "V1",
+    })
+    if cat.password is not None:
+        # Spark redacts keys matching (?i)password in its UI and logs.
+        conf[f"{prefix}.jdbc.password"] = cat.password.get_secret_value()
+    return conf
+
+
+def as_spark_conf(plan: LakehousePlan, jars: list[str] | None = None) -> dict[str, str]:
+    """Render the plan into Spark conf: Iceberg extensions, the catalog, UTC, small-machine defaults.
+
+    Args:
+        plan: the lakehouse plan.
+        jars: jar paths for ``spark.jars`` (local runs; Glue brings its own).
+
+    Returns:
+        Spark conf keys to values; ``spark.conf`` from pipeline.yaml wins over ours.
+    """
+    conf = {
+        "spark.sql.extensions": ICEBERG_EXTENSIONS,
+        "spark.sql.defaultCatalog": plan.catalog.name,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": JVM_UTC,
+        "spark.executor.extraJavaOptions": JVM_UTC,
+        "spark.sql.shuffle.partitions": "4",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        "spark.sql.iceberg.handle-timestamp-without-timezone": "true",
+        **catalog_conf(plan),
+    }
+    if plan.spark_master.startswith("local"):
+        conf.update({"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
+                     "spark.driver.memory": plan.driver_memory})
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    conf.update(plan.spark_conf)
+    return conf
+
+
+def local_jars() -> list[str]:
+    """The Iceberg runtime, Kafka source and JDBC driver jars resolved by ``cdclake setup``."""
+    from cdclake.install.jvm import installed
+
+    return sorted(str(p) for p in installed("spark").glob("*.jar"))
+
+
+def session(plan: LakehousePlan, app_name: str = "cdclake") -> SparkSession:
+    """A SparkSession for the plan (the active one, reconfigured, if it already exists).
+
+    Raises:
+        NotInstalledError: pyspark or the jars are missing, with the install command.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise NotInstalledError("pyspark is not installed; pip install 'cdclake[lakehouse]'") from exc
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        for key, value in catalog_conf(plan).items():
+            active.conf.set(key, value)
+        return active
+    jars = local_jars() if plan.spark_master.startswith("local") else []
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.appName(app_name).master(plan.spark_master)
+    for key, value in as_spark_conf(plan, jars).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def jvm(spark: SparkSession) -> Any:
+    return spark.sparkContext._jvm
+
+
+def ensure_namespace(spark: SparkSession, plan: LakehousePlan) -> None:
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {plan.catalog.name}.{plan.namespace}")
+
+
+def load_table(spark: SparkSession, name: str) -> Any:
+    """The Java ``org.apache.iceberg.Table`` for a catalog-qualified name, freshly loaded."""
+    return jvm(spark).org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, name)
+
+
+def table_exists(spark: SparkSession, name: str) -> bool:
+    return bool(spark.catalog.tableExists(name))
+
+
+def latest_summary_value(spark: SparkSession, name: str, key: str) -> tuple[int | None, str | None]:
+    """Walk back from the current snapshot to the newest one whose summary has ``key``.
+
+    Maintenance commits (compaction, manifest rewrites) carry no cdclake key, so the newest
+    snapshot that does is the layer's committed position.
+
+    Returns:
+        (current snapshot id or None for an empty table, the value or None).
+    """
+    table = load_table(spark, name)
+    snapshot = table.currentSnapshot()
+    current = snapshot.snapshotId() if snapshot is not None else None
+    while snapshot is not None:
+        value = snapshot.summary().get(key)
+        if value is not None:
+            return current, value
+        parent = snapshot.parentId()
+        snapshot = table.snapshot(parent) if parent is not None else None
+    return current, None
+
+
+def with_commit_properties(spark: SparkSession, properties: dict[str, str], action) -> Any:
+    """Run ``action()`` so every Iceberg commit it makes carries ``properties`` in its summary.
+
+    This is how silver commits its watermark atomically with the MERGE: the position lands
+    in the very snapshot that holds the data.
+    """
+    from pyspark.java_gateway import ensure_callback_server_started
+
+    gateway = spark.sparkContext._gateway
+    ensure_callback_server_started(gateway)
+    jv = jvm(spark)
+    props = jv.java.util.HashMap()
+    for key, value in properties.items():
+        props.put(key, value)
+    outcome: dict[str, Any] = {}
+
+    class _Callable:
+        def call(self):
+            try:
+                outcome["value"] = action()
+            except BaseException as exc:  # re-raised below, with its Python type intact
+                outcome["error"] = exc
+                raise
+            return None
+
+        class Java:
+            implements = ["java.util.concurrent.Callable"]
+
+    error_class = jv.java.lang.Class.forName("java.lang.RuntimeException")
+    try:
+        jv.org.apache.iceberg.spark.CommitMetadata.withCommitProperties(props, _Callable(), error_class)
+    except Exception as exc:
+        if "error" in outcome:
+            raise outcome["error"] from exc
+        raise
+    return outcome.get("value")
