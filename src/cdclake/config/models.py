@@ -176,6 +176,15 @@ class LakehouseConfig(Model):
     warehouse: str | None = Field(None, description="default: file://<state dir>/warehouse")
     backend: Literal["jdbc", "glue"] = "jdbc"
     catalog_database: str = Field("cdclake_catalog", description="jdbc backend: database holding the catalog")
+    checkpoints: str | None = Field(None, description="streaming checkpoints; default: file://<state dir>/checkpoints")
+    input_topic_prefix: str | None = Field(
+        None, description="topics bronze reads: default kafka.topic_prefix (cdc.*); 'bronze' behind a stream processor")
+    trigger_interval_seconds: int = Field(10, ge=1, description="continuous mode: micro-batch trigger interval")
+    max_offsets_per_trigger: int | None = Field(None, ge=1, description="bronze: cap on records per micro-batch")
+    models_dir: str | None = Field(None, description="gold SQL models (gold/*.sql); default: the bundled models/")
+    snapshot_retention_days: int = Field(7, ge=1, description="maintain: expire snapshots older than this")
+    orphan_file_age_hours: int = Field(72, ge=24, description="maintain: only delete orphan files older than this")
+    aws_region: str | None = Field(None, description="glue backend: AWS region of the Glue catalog and S3")
 
     @field_validator("catalog", "namespace", "catalog_database")
     @classmethod
