@@ -13,6 +13,8 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from cdclake.stream.configuration import StreamConfig
+
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -216,6 +218,7 @@ class Pipeline(Model):
     connect: ConnectConfig = Field(default_factory=ConnectConfig)
     lakehouse: LakehouseConfig = Field(default_factory=LakehouseConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
     _path: Path = PrivateAttr(default=Path("pipeline.yaml"))
 

@@ -21,6 +21,7 @@ from cdclake.errors import CdclakeError
 from cdclake.install import jvm
 from cdclake.source import connection
 from cdclake.stack.kafka import LocalKafka, java_argv
+from cdclake.stream.metrics import stream_status
 
 QUORUM_MAIN = "org.apache.kafka.tools.MetadataQuorumCommand"
 
@@ -31,6 +32,7 @@ def stack_status(pipeline: Pipeline) -> dict[str, Any]:
         "postgres": postgres_status(pipeline),
         "kafka": kafka_status(pipeline),
         "connect": connect_status(pipeline),
+        "stream": stream_status(pipeline),
     }
 
 
