@@ -1,0 +1,69 @@
+"""Lakehouse fixtures: one Spark session for the whole test session, and per-test capture
+pipelines (own schema, tables, topics, connector, Iceberg namespace, checkpoints)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cdclake.broker.topics import end_offsets
+from cdclake.config import Pipeline
+from cdclake.lakehouse.configuration import LakehousePlan, plan_from_pipeline
+from tests.conftest import capture_pipeline, drop_capture
+
+
+@pytest.fixture(scope="session")
+def spark(stack):
+    """The session's SparkSession (starting one costs ~10 s; tests reuse it)."""
+    from cdclake.lakehouse.spark import session
+
+    spark = session(plan_from_pipeline(stack), "cdclake-tests")
+    yield spark
+    spark.stop()
+
+
+def lake_pipeline(stack: Pipeline, schema: str, tables: list[str]) -> Pipeline:
+    """The stack's pipeline with this test's capture and its own Iceberg namespace."""
+    pipeline = capture_pipeline(stack, schema, tables)
+    lakehouse = pipeline.lakehouse.model_copy(update={"namespace": f"ns_{schema}"})
+    return pipeline.model_copy(update={"lakehouse": lakehouse})
+
+
+def write_pipeline(pipeline: Pipeline, name: str) -> Path:
+    """The pipeline as a YAML file beside the stack's (same state dir), for job subprocesses."""
+    path = pipeline.state_dir.parent / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(pipeline.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    return path
+
+
+def start_capture(pipeline: Pipeline) -> None:
+    from cdclake.capture import service
+    from cdclake.source.prepare import init_source
+
+    init_source(pipeline, progress=lambda m: None)
+    service.apply(pipeline, progress=lambda m: None)
+
+
+def wait_captured(pipeline: Pipeline, plan: LakehousePlan, quiet: float = 4.0, timeout: float = 120) -> int:
+    """Wait until the tables' topics stop growing for ``quiet`` seconds; returns the record count."""
+    topics = [r.topic for r in plan.tables]
+    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        total = sum(sum(p.values()) for p in end_offsets(pipeline.kafka.bootstrap, topics).values())
+        if total != last:
+            last, since = total, time.monotonic()
+        elif total and time.monotonic() - since >= quiet:
+            return total
+        time.sleep(0.5)
+    raise TimeoutError(f"topics {topics} still growing (or empty) after {timeout}s")
+
+
+@pytest.fixture
+def cleanup():
+    pipelines: list[Pipeline] = []
+    yield pipelines.append
+    for pipeline in pipelines:
+        drop_capture(pipeline)
