@@ -40,6 +40,7 @@ LOG = logging.getLogger("cdclake.stream")
 
 COMPACTED = {"cleanup.policy": "compact"}
 FLUSH_TIMEOUT = 60.0
+CATCH_UP_TIMEOUT = 60.0
 HEADER_ERROR, HEADER_STEP = "cdclake.error", "cdclake.error.step"
 HEADER_TOPIC, HEADER_PARTITION, HEADER_OFFSET = "cdclake.source.topic", "cdclake.source.partition", "cdclake.source.offset"
 
@@ -80,6 +81,9 @@ class Processor:
         self._table_counts: dict[str, list[int]] = {name: [0, 0] for name in config.tables}
         self._dead_letters = 0
         self._tombstones = 0
+        self._catch_up: dict[tuple[str, int], int] = {}
+        self._held: list[TopicPartition] = []
+        self._catch_up_deadline = 0.0
         self.tables: Tables | None = None
         self.chains: dict[str, Chain] = {}
         self.consumer: Consumer | None = None
@@ -182,6 +186,8 @@ class Processor:
         while not self._stop.is_set():
             batch = consumer.consume(self.config.batch_size, timeout=0.2)
             tables.poll()
+            if self._held:
+                self._check_caught_up(batch)
             if batch:
                 self._process(batch)
             producer.poll(0)
@@ -311,11 +317,48 @@ class Processor:
         self.producer.begin_transaction()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Hold back the input partitions until the assigned table partitions are caught up.
+
+        Without this, events of a fresh assignment could be joined before the table rows
+        that were written before them (Kafka Streams bootstraps its tables the same way).
+        """
         LOG.info("assigned %s", _describe(partitions))
+        consumer.assign(partitions)
+        sources = self.tables.by_source
+        table_parts = [tp for tp in partitions if tp.topic in sources]
+        held = [tp for tp in partitions if tp.topic not in sources]
+        if not table_parts or not held:
+            return
+        try:
+            committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(table_parts, timeout=30)}
+            ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in table_parts}
+        except KafkaException as exc:
+            LOG.warning("cannot read the table partitions' offsets (%s); not waiting for them", exc.args[0].str())
+            return
+        self._catch_up = {key: end for key, end in ends.items() if end > max(committed[key], 0)}
+        if self._catch_up:
+            consumer.pause(held)
+            self._held, self._catch_up_deadline = held, time.monotonic() + CATCH_UP_TIMEOUT
+            LOG.info("catching up tables before events: %s", ", ".join(f"{t}[{p}] to {o}"
+                                                                      for (t, p), o in self._catch_up.items()))
+
+    def _check_caught_up(self, batch: list[Message]) -> None:
+        for msg in batch:
+            key = (msg.topic(), msg.partition())
+            if msg.error() is None and key in self._catch_up and msg.offset() + 1 >= self._catch_up[key]:
+                del self._catch_up[key]
+        late = time.monotonic() > self._catch_up_deadline
+        if not self._catch_up or late:
+            if late:
+                LOG.warning("tables not caught up within %.0fs (%s); processing events anyway",
+                            CATCH_UP_TIMEOUT, ", ".join(f"{t}[{p}]" for t, p in self._catch_up))
+            self.consumer.resume(self._held)
+            self._catch_up, self._held = {}, []
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         LOG.info("revoked %s", _describe(partitions))
         self._commit()
+        self._catch_up, self._held = {}, []
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         LOG.warning("lost %s; their uncommitted events will be processed again by their new owner",
