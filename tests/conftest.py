@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from psycopg import sql
 
 from cdclake.config import Pipeline, load
 from cdclake.stack import stack as local_stack
@@ -76,3 +77,69 @@ def clean_env(monkeypatch):
         if name.startswith("CDCLAKE__"):
             monkeypatch.delenv(name)
     return monkeypatch
+
+
+def capture_pipeline(stack: Pipeline, schema: str, tables: list[str], **connect) -> Pipeline:
+    """The session stack's pipeline with this test's own tables, slot, publication, role,
+    topics and connector, so tests never share capture state."""
+    tag = schema
+    source = stack.source.model_copy(update={
+        "tables": [f"{schema}.{t}" for t in tables], "publication": f"pub_{tag}", "slot": f"slot_{tag}",
+        "capture_user": f"dbz_{tag}", "cdc_schema": f"cdc_{tag}"})
+    connect_cfg = stack.connect.model_copy(update={"connector_name": f"conn_{tag}", "heartbeat_interval_ms": 1000,
+                                                   **connect})
+    kafka = stack.kafka.model_copy(update={"topic_prefix": f"cdc_{tag}"})
+    return stack.model_copy(update={"source": source, "connect": connect_cfg, "kafka": kafka})
+
+
+def drop_capture(pipeline: Pipeline) -> None:
+    """Delete the test's connector, slot, publication and schemas (best effort, bounded)."""
+    import time as _time
+
+    from cdclake.capture.service import client
+    from cdclake.source import connection as _connection
+
+    client(pipeline).delete(pipeline.connect.connector_name)
+    src = pipeline.source
+    with _connection.connect(pipeline, autocommit=True) as conn:
+        deadline = _time.monotonic() + 30
+        while _time.monotonic() < deadline:
+            row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                               (src.slot,)).fetchone()
+            if row is None:
+                break
+            if row[0] is None:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (src.slot,))
+                break
+            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+            _time.sleep(0.5)
+        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(src.publication)))
+        for schema in {t.split(".")[0] for t in src.tables} | {src.cdc_schema}:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def read_topics(bootstrap: str, topics: list[str], done, timeout: float = 60) -> list[dict]:
+    """Consume ``topics`` from the start until ``done(records)`` is true or ``timeout``.
+
+    Returns records as dicts: topic, partition, offset, key (parsed), value (parsed or None).
+    """
+    import json as _json
+    import time as _time
+
+    from cdclake.broker import clients as _clients
+
+    consumer = _clients.consumer(bootstrap, unique("reader"))
+    consumer.subscribe(topics)
+    records: list[dict] = []
+    deadline = _time.monotonic() + timeout
+    try:
+        while _time.monotonic() < deadline and not done(records):
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                records.append({"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+                                "key": _json.loads(msg.key()) if msg.key() else None,
+                                "value": _json.loads(msg.value()) if msg.value() else None})
+    finally:
+        consumer.close()
+    return records

@@ -32,8 +32,15 @@ def stack_status(pipeline: Pipeline) -> dict[str, Any]:
         "postgres": postgres_status(pipeline),
         "kafka": kafka_status(pipeline),
         "connect": connect_status(pipeline),
+        "connector": _connector_status(pipeline),
         "stream": stream_status(pipeline),
     }
+
+
+def _connector_status(pipeline: Pipeline) -> dict[str, Any]:
+    from cdclake.capture.service import connector_status
+
+    return connector_status(pipeline)
 
 
 def postgres_status(pipeline: Pipeline) -> dict[str, Any]:

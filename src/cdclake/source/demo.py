@@ -75,6 +75,7 @@ def create_demo(pipeline: Pipeline, seed: int = 42, users: int = 200, products: 
                 schema: str = "public") -> str:
     """Create the demo tables if missing and seed them once (idempotent)."""
     with connection.connect(pipeline) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         for ddl in DDL:
             conn.execute(sql.SQL(ddl).format(schema=sql.Identifier(schema)))
         seeded = conn.execute(sql.SQL("SELECT count(*) FROM {}.departments").format(sql.Identifier(schema))

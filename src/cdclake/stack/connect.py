@@ -76,6 +76,10 @@ class LocalConnect:
             # At-least-once: after a crash Debezium may resend changes since the last flush;
             # they carry their LSN, so the lakehouse drops them (DESIGN §3).
             "offset.flush.interval.ms": "5000",
+            # A restarted worker gets its tasks back after 5 s, not the default 5 minutes that
+            # only pays off in a multi-worker cluster waiting for a bounced member.
+            "scheduled.rebalance.max.delay.ms": "5000",
+            "connector.client.config.override.policy": "All",
         }
 
     def prepare(self) -> None:
