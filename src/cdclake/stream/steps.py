@@ -231,8 +231,10 @@ class Chain:
         self.columns = _columns(spec)
         self._decode_object = object_decoder()
         self._encode = encode
-        self._fast = self._column_path(spec, default_output, kinds, tables, encode) if self.columns is not None \
-            else None
+        self._fast = self.columns is not None
+        if self._fast:
+            self._column_decode, self._appenders, self._column_route, self._collides = self._column_path(
+                spec, default_output, kinds, tables, encode)
         # Per step, the events it dropped and the events it failed; "in" and "out" follow
         # from them and the number that passed every step (one increment per event).
         self.filtered = [0] * len(self.names)
@@ -259,10 +261,9 @@ class Chain:
         Raises:
             StepFailedError: the value is not a JSON object, or a step raised.
         """
-        fast = self._fast
-        if fast is not None and len(raw) > 2 and raw[-1] == 0x7D and raw[-2] not in b"{ \t\r\n" \
-                and not (fast[3] and fast[3](raw)):
-            return self._run_columns(raw, *fast[:3])
+        if self._fast and len(raw) > 2 and raw[-1] == 0x7D and raw[-2] not in b"{ \t\r\n" \
+                and not (self._collides and self._collides(raw)):
+            return self._run_columns(raw)
         result = self.run(self._decode(self._decode_object, raw))
         if result is None:
             return None
@@ -291,21 +292,23 @@ class Chain:
             raise self._fail(index, exc) from exc
         return None if self._dropped(topic) else (topic, value)
 
-    def _run_columns(self, raw: bytes, decode: Callable[[bytes], Any], appenders: list[Callable[[Any], Any]],
-                     route: Callable[[Any], str | None]) -> tuple[str, bytes] | None:
-        record = self._decode(decode, raw)
+    def _run_columns(self, raw: bytes) -> tuple[str, bytes] | None:
+        try:
+            record = self._column_decode(raw)
+        except ValueError as exc:  # as in _decode()
+            raise self.fail_decode(exc) from exc
         suffix = b""
         index = 0
         try:
-            for index, function in enumerate(appenders):
+            for index, function in enumerate(self._appenders):
                 result = function(record)
                 if result is None:
                     self.filtered[index] += 1
                     return None
                 if result is not record:
                     suffix += result
-            index = len(appenders)
-            topic = route(record)
+            index = len(self._appenders)
+            topic = self._column_route(record)
         except Exception as exc:  # noqa: BLE001 - as in run()
             raise self._fail(index, exc) from exc
         if self._dropped(topic):
