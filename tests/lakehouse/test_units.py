@@ -193,3 +193,20 @@ def test_canonical_values_match_across_engines():
     assert canonical(Decimal("1.50")) == canonical(Decimal("1.5")) and canonical(Decimal("0.00")) == "0"
     assert canonical(1.100000023841858, float32=True) == canonical(1.1, float32=True)
     assert canonical(["a", None]) == ("a", None) and canonical(memoryview(b"x")) == b"x"
+
+
+def test_plan_from_pipeline_resolves_names_topics_and_paths(tmp_path: Path):
+    from cdclake.config import Pipeline
+    from cdclake.lakehouse.configuration import plan_from_pipeline
+
+    pipeline = Pipeline.model_validate({"source": {"tables": ["users", "sales.orders"]},
+                                        "lakehouse": {"namespace": "shop"}})
+    pipeline._path = tmp_path / "pipeline.yaml"
+    resolved = plan_from_pipeline(pipeline)
+    assert [r.topic for r in resolved.tables] == ["cdc.users", "cdc.sales.orders"]
+    assert resolved.tables[1].silver == "lake.shop.silver_sales_orders"
+    assert resolved.checkpoints == (tmp_path / ".cdclake" / "checkpoints").as_uri()
+    assert resolved.catalog.jdbc_url.endswith("/cdclake_catalog")
+    if hasattr(pipeline, "stream"):  # behind the stream processor, bronze reads bronze.*
+        streamed = pipeline.model_copy(update={"stream": pipeline.stream.model_copy(update={"enabled": True})})
+        assert plan_from_pipeline(streamed).tables[0].topic == "bronze.users"

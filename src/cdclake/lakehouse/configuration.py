@@ -159,7 +159,7 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
     from cdclake.source import connection
 
     lake = pipeline.lakehouse
-    prefix = lake.input_topic_prefix or pipeline.kafka.topic_prefix
+    prefix = lake.input_topic_prefix or _stream_prefix(pipeline) or pipeline.kafka.topic_prefix
     wanted = tables or list(pipeline.source.tables)
     refs = tuple(TableRef(t if "." in t else f"public.{t}", topic_name(prefix, t if "." in t else f"public.{t}"),
                           lake.catalog, lake.namespace) for t in wanted)
@@ -179,6 +179,12 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
         orphan_age_hours=lake.orphan_file_age_hours,
         source_connect=functools.partial(connection.connect, pipeline),
     )
+
+
+def _stream_prefix(pipeline: Pipeline) -> str | None:
+    """``bronze`` when the stream processor is on: bronze then reads its output topics."""
+    stream = getattr(pipeline, "stream", None)
+    return stream.output_prefix if stream is not None and stream.enabled else None
 
 
 def _catalog_settings(pipeline: Pipeline) -> CatalogSettings:

@@ -126,7 +126,13 @@ def run_continuous(spark: SparkSession, plan: LakehousePlan, layers: list[str], 
     stop = stop or threading.Event()
 
     def merge_table(ref: TableRef) -> None:
-        run_silver_table(spark, plan, ref, report, progress)
+        # Called from a bronze batch: a silver failure is reported and retried on the next
+        # batch; it must never fail the bronze stream.
+        try:
+            run_silver_table(spark, plan, ref, report, progress)
+        except Exception as exc:  # noqa: BLE001 - Py4J/Spark errors of any kind
+            report.failures[ref.source] = f"silver: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            progress(f"silver {ref.silver_short}: failed, retrying on the next batch: {report.failures[ref.source]}")
 
     queries = []
     if "bronze" in layers:

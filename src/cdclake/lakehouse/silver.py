@@ -195,15 +195,21 @@ def _expr(sql: str):
     return expr(sql)
 
 
-def merge_source(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataFrame) -> DataFrame:
-    """The latest change per key, TOAST placeholders resolved: the MERGE's source."""
+def merge_source(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataFrame,
+                 cached: list[DataFrame]) -> DataFrame:
+    """The latest change per key, TOAST placeholders resolved: the MERGE's source.
+
+    Frames it persists are appended to ``cached`` for the caller to release.
+    """
     changes = typed_changes(events, schema).persist()
+    cached.append(changes)
     resolved = resolve(changes, schema)
     toast = [i for i, c in enumerate(schema.columns) if _toastable(c)]
     # A key moved twice in one batch (A -> B -> C) needs one pass per hop.
     pending = _unfilled_moves(changes, toast)
     while pending:
         filled = fill_moved(spark, ref, changes, resolved, schema).persist()
+        cached.append(filled)
         left = _unfilled_moves(filled, toast)
         changes, resolved = filled, resolve(filled, schema)
         if left >= pending:
@@ -245,7 +251,9 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
     Returns:
         (number of keys changed, whether a commit was made). No changes -> no commit.
     """
-    source = merge_source(spark, ref, schema, events).persist()
+    cached: list[DataFrame] = []
+    source = merge_source(spark, ref, schema, events, cached).persist()
+    cached.append(source)
     view = f"cdclake_changes_{ref.base}_{uuid.uuid4().hex[:8]}"
     try:
         count = source.count()
@@ -262,4 +270,5 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
         return count, True
     finally:
         spark.catalog.dropTempView(view)
-        source.unpersist()
+        for frame in cached:
+            frame.unpersist()

@@ -1,0 +1,202 @@
+"""Benchmarks of the lakehouse jobs, each against a baseline measured in the same run.
+
+- ``ingest``: bronze (available-now) over a topic of N Debezium-shaped events, as a ratio
+  to a plain confluent-kafka consumer reading the same topic.
+- ``merge``: silver MERGE time of the same 10k changes (70% updates, 20% inserts, 10%
+  deletes) into tables of 100k and 1M rows; target growth <= 1.5x for 10x the rows.
+- ``freshness``: continuous bronze+silver with the configured trigger (10 s) under a
+  steady insert load; commit-to-visible-in-silver p50/p99 (target p99 <= 30 s).
+
+Usage (on a running stack, `cdclake up`):
+    .venv/bin/python -m bench.lakehouse -c pipeline.yaml [ingest|merge|freshness|all] [--events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import threading
+import time
+import uuid
+
+from cdclake.broker import clients
+from cdclake.broker.topics import ensure_topics
+from cdclake.config import load
+from cdclake.lakehouse import bronze, runner, silver
+from cdclake.lakehouse.configuration import LakehousePlan, TableRef, plan_from_pipeline
+from cdclake.lakehouse.pgschema import Column, TableSchema
+from cdclake.lakehouse.spark import ensure_namespace, session
+from cdclake.source import connection
+
+SCHEMA = TableSchema("public.bench", (
+    Column("id", "int8", False, -1, "bigint", key_pos=1), Column("name", "text", False, -1, "text"),
+    Column("amount", "numeric", False, ((12 << 16) | 2) + 4, "numeric(12,2)"),
+    Column("updated_at", "timestamptz", False, -1, "timestamptz"),
+))
+
+
+def event(key: int, op: str, lsn: int) -> bytes:
+    row = {"id": key, "name": f"name {key} {lsn}", "amount": f"{random.uniform(0, 99999):.2f}",
+           "updated_at": "2026-01-01T10:00:00.123456Z", "__op": op, "__lsn": lsn, "__txId": lsn,
+           "__source_ts_ms": 1767261600000, "__deleted": "true" if op == "d" else "false"}
+    return json.dumps(row).encode()
+
+
+def fill_topic(bootstrap: str, topic: str, events: int) -> None:
+    ensure_topics(bootstrap, [topic], 3, 1)
+    producer = clients.producer(bootstrap, **{"linger.ms": 20, "compression.type": "lz4"})
+    for i in range(events):
+        producer.produce(topic, key=json.dumps({"id": i}).encode(), value=event(i, "c", 1000 + i))
+        if i % 10000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+
+
+def plain_consumer(bootstrap: str, topic: str, events: int) -> float:
+    consumer = clients.consumer(bootstrap, f"bench-{uuid.uuid4().hex[:6]}")
+    consumer.subscribe([topic])
+    seen, start = 0, None
+    while seen < events:
+        for msg in consumer.consume(10000, 1.0):
+            if not msg.error():
+                start = start or time.monotonic()
+                seen += 1
+    seconds = time.monotonic() - start
+    consumer.close()
+    return seconds
+
+
+def bench_ingest(spark, plan: LakehousePlan, events: int) -> dict:
+    tag = uuid.uuid4().hex[:6]
+    ref = TableRef(f"public.bench_{tag}", f"bench.ingest.{tag}", plan.catalog.name, plan.namespace)
+    fill_topic(plan.bootstrap, ref.topic, events)
+    baseline = plain_consumer(plan.bootstrap, ref.topic, events)
+    bronze.ensure_table(spark, plan, ref)
+    started = time.monotonic()
+    bronze.start(spark, plan, ref, available_now=True).awaitTermination()
+    seconds = time.monotonic() - started
+    assert spark.table(ref.bronze).count() == events
+    return {"events": events, "plain_consumer_eps": round(events / baseline), "bronze_eps": round(events / seconds),
+            "bronze_vs_plain": round(baseline / seconds, 3)}
+
+
+def bench_merge(spark, plan: LakehousePlan, sizes=(100_000, 1_000_000), changes: int = 10_000) -> dict:
+    out = {}
+    for rows in (20_000, *sizes):  # the first is a JVM/Iceberg warm-up, not reported
+        ref = TableRef(f"public.bench_{rows}_{uuid.uuid4().hex[:6]}", "unused", plan.catalog.name, plan.namespace)
+        ensure_namespace(spark, plan)
+        silver.ensure_table(spark, ref, SCHEMA)
+        spark.range(rows).selectExpr("id", "concat('name ', id) AS name", "CAST(id % 100000 AS DECIMAL(12,2)) AS amount",
+                                     "TIMESTAMP'2026-01-01 00:00:00' AS updated_at", "1 AS _cdc_lsn",
+                                     "TIMESTAMP'2026-01-01 00:00:00' AS _cdc_ts").writeTo(ref.silver).append()
+        rng = random.Random(rows)
+        keys = rng.sample(range(rows), int(changes * 0.8))
+        ops = [(k, "u") for k in keys[: int(changes * 0.7)]] + [(k, "d") for k in keys[int(changes * 0.7):]]
+        ops += [(rows + i, "c") for i in range(changes - len(ops))]
+        values = [(json.dumps({"id": k}), event(k, op, 10 + i).decode(), op, 10 + i, 0, i)
+                  for i, (k, op) in enumerate(ops)]
+        events = spark.createDataFrame(values, "event_key string, event_value string, op string, lsn bigint, "
+                                               "kafka_partition int, kafka_offset bigint")
+        events = events.selectExpr("*", "CAST(NULL AS TIMESTAMP) AS source_ts").persist()
+        events.count()
+        started = time.monotonic()
+        silver.merge(spark, ref, SCHEMA, events, 1)
+        out[rows] = round(time.monotonic() - started, 2)
+        assert spark.table(ref.silver).count() == rows - int(changes * 0.1) + (changes - int(changes * 0.8))
+        spark.sql(f"DROP TABLE {ref.silver} PURGE")
+    out.pop(20_000)
+    sizes_s = sorted(out)
+    return {"changes": changes, "merge_seconds": out, "growth_10x_rows": round(out[sizes_s[-1]] / out[sizes_s[0]], 2)}
+
+
+def bench_freshness(spark, pipeline, plan: LakehousePlan, seconds: int = 120, rate: float = 20) -> dict:
+    """Needs the connector: a table ``public.bench_fresh`` is created and captured."""
+    from cdclake.capture import service
+    from cdclake.lakehouse.catalog import pyiceberg_catalog
+    from cdclake.source.prepare import init_source
+
+    table = "public.bench_fresh"
+    with connection.connect(pipeline, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS public.bench_fresh (id bigserial PRIMARY KEY, "
+                     "committed_at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)")
+    tables = list(dict.fromkeys([*pipeline.source.tables, table]))
+    pipeline = pipeline.model_copy(update={"source": pipeline.source.model_copy(update={"tables": tables})})
+    init_source(pipeline, progress=lambda m: None)
+    service.apply(pipeline, progress=lambda m: None)
+    plan = plan_from_pipeline(pipeline, [table])
+    ref = plan.tables[0]
+    stop = threading.Event()
+    job = threading.Thread(target=runner.run_continuous, args=(spark, plan, ["bronze", "silver"]),
+                           kwargs={"progress": lambda m: None, "stop": stop}, daemon=True)
+    job.start()
+    commits: dict[int, float] = {}
+    seen: dict[int, float] = {}
+
+    def writer():
+        with connection.connect(pipeline, autocommit=True) as conn:
+            start = time.monotonic()
+            i = 0
+            while time.monotonic() - start < seconds:
+                row = conn.execute("INSERT INTO public.bench_fresh (pad) VALUES ('x') RETURNING id").fetchone()
+                commits[row[0]] = time.time()
+                i += 1
+                time.sleep(max(0.0, start + i / rate - time.monotonic()))
+
+    catalog = pyiceberg_catalog(plan)
+    _warm_up(pipeline, catalog, ref)
+    load_thread = threading.Thread(target=writer, daemon=True)
+    load_thread.start()
+    deadline = time.monotonic() + seconds + 60
+    while time.monotonic() < deadline:
+        ids = _visible_ids(catalog, ref)
+        now = time.time()
+        for i in ids:
+            seen.setdefault(i, now)
+        if not load_thread.is_alive() and commits and all(i in seen for i in commits):
+            break
+        time.sleep(1.0)
+    stop.set()
+    job.join(60)
+    lags = sorted(seen[i] - commits[i] for i in commits if i in seen)
+    q = statistics.quantiles(lags, n=100) if len(lags) > 2 else [float("nan")] * 99
+    return {"trigger_s": plan.trigger_seconds, "rows": len(commits), "visible": len(lags),
+            "p50_s": round(q[49], 1), "p99_s": round(q[98], 1), "max_s": round(lags[-1], 1) if lags else None}
+
+
+def _visible_ids(catalog, ref: TableRef) -> list[int]:
+    try:
+        return catalog.load_table(ref.silver_short).scan(selected_fields=("id",)).to_arrow().column("id").to_pylist()
+    except Exception:  # noqa: BLE001 - not created yet
+        return []
+
+
+def _warm_up(pipeline, catalog, ref: TableRef, timeout: float = 300) -> None:
+    """Steady state only: one row through bronze and silver before the clock starts."""
+    with connection.connect(pipeline, autocommit=True) as conn:
+        key = conn.execute("INSERT INTO public.bench_fresh (pad) VALUES ('warm-up') RETURNING id").fetchone()[0]
+    deadline = time.monotonic() + timeout
+    while key not in _visible_ids(catalog, ref):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"warm-up row {key} not in {ref.silver_short} after {timeout}s")
+        time.sleep(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", default="pipeline.yaml")
+    parser.add_argument("what", nargs="?", default="all", choices=["ingest", "merge", "freshness", "all"])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--seconds", type=int, default=120)
+    args = parser.parse_args()
+    pipeline = load(args.config)
+    plan = plan_from_pipeline(pipeline)
+    plan = LakehousePlan(**{**plan.__dict__, "namespace": "bench"})
+    spark = session(plan, "cdclake-bench")
+    if args.what in ("ingest", "all"):
+        print("ingest:", json.dumps(bench_ingest(spark, plan, args.events)), flush=True)
+    if args.what in ("merge", "all"):
+        print("merge:", json.dumps(bench_merge(spark, plan)), flush=True)
+    if args.what in ("freshness", "all"):
+        print("freshness:", json.dumps(bench_freshness(spark, pipeline, plan, args.seconds)), flush=True)
