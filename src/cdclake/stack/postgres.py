@@ -160,6 +160,9 @@ def _write_settings(pg: LocalPostgres) -> None:
         "port": str(pg.port),
         "unix_socket_directories": "''",
         "shared_buffers": "256MB",
+        # Logical decoding only sends flushed WAL; with asynchronous commits the WAL writer's
+        # 200 ms default pacing would show up as CDC latency.
+        "wal_writer_delay": "10ms",
         "max_connections": "200",
         "logging_collector": "off",
         "log_min_messages": "warning",

@@ -1,0 +1,203 @@
+"""Capture benchmark: Debezium -> Kafka against pg_recvlogical on the same WAL.
+
+    python -m bench.capture [-c pipeline.yaml] [--rows 200000]
+
+Needs the stack up (``cdclake up``). Uses its own schema, slot, publication, topics and
+connector, and removes them afterwards.
+
+1. Sustained capture rate. With the connector paused, ``--rows`` single-row-change
+   inserts are committed (in 1000-row transactions). Then both readers decode the same
+   WAL from the same start: ``pg_recvlogical`` (pgoutput, to /dev/null, stopping at the
+   end LSN) and Debezium after ``resume`` (until every change is in Kafka). Ratio =
+   Debezium's changes/s / pg_recvlogical's.
+2. Commit-to-Kafka latency at 80% of the sustainable rate: a steady insert load (100
+   transactions/s) while measuring Kafka's LogAppendTime minus the source commit time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+
+from confluent_kafka import TopicPartition
+from psycopg import sql
+
+from cdclake.broker import clients
+from cdclake.broker.topics import ensure_topics
+from cdclake.capture import service
+from cdclake.capture.connector import table_topics
+from cdclake.config import Pipeline, load
+from cdclake.source import connection
+from cdclake.source.prepare import init_source
+from cdclake.stack.postgres import pg_bin
+
+TABLE = "events"
+
+
+def isolated(pipeline: Pipeline, tag: str) -> Pipeline:
+    """The pipeline with the benchmark's own schema, slot, publication, topics and connector."""
+    src = pipeline.source.model_copy(update={"tables": [f"{tag}.{TABLE}"], "publication": f"pub_{tag}",
+                                             "slot": f"slot_{tag}", "capture_user": f"dbz_{tag}",
+                                             "cdc_schema": f"cdc_{tag}"})
+    return pipeline.model_copy(update={
+        "source": src, "kafka": pipeline.kafka.model_copy(update={"topic_prefix": f"cdc_{tag}"}),
+        "connect": pipeline.connect.model_copy(update={"connector_name": f"bench_{tag}"})})
+
+
+def prepare(pipeline: Pipeline, tag: str) -> str:
+    with connection.connect(pipeline, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tag)))
+        conn.execute(sql.SQL("CREATE TABLE {}.{} (id bigserial PRIMARY KEY, payload text, amount numeric(12,2), "
+                             "at timestamptz DEFAULT now())").format(sql.Identifier(tag), sql.Identifier(TABLE)))
+    init_source(pipeline, progress=lambda m: None)
+    topic = table_topics(pipeline)[pipeline.source.tables[0]]
+    # LogAppendTime: each record carries the moment Kafka appended it.
+    ensure_topics(pipeline.kafka.bootstrap, [topic], pipeline.kafka.partitions, pipeline.kafka.replication_factor,
+                  config={"message.timestamp.type": "LogAppendTime"})
+    return topic
+
+
+def insert_rows(pipeline: Pipeline, tag: str, rows: int, batch: int = 1000) -> str:
+    """Commit ``rows`` inserts; returns the WAL position after the last commit."""
+    statement = sql.SQL("INSERT INTO {}.{} (payload, amount) SELECT md5(g::text), (g %% 100000) / 100.0 "
+                        "FROM generate_series(1, %s) g").format(sql.Identifier(tag), sql.Identifier(TABLE))
+    with connection.connect(pipeline, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        for done in range(0, rows, batch):
+            conn.execute(statement, (min(batch, rows - done),))
+        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def end_total(bootstrap: str, topic: str) -> int:
+    consumer = clients.consumer(bootstrap, "bench-offsets")
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+    finally:
+        consumer.close()
+
+
+def wait_total(bootstrap: str, topic: str, total: int, timeout: float = 900) -> float:
+    start = time.monotonic()
+    while end_total(bootstrap, topic) < total:
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{topic} did not reach {total} records in {timeout}s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def recvlogical(pipeline: Pipeline, slot: str, publication: str, end_lsn: str) -> float:
+    """Seconds for pg_recvlogical to decode the slot's backlog up to ``end_lsn`` into /dev/null."""
+    dsn = connection.admin_dsn(pipeline)
+    env = {**os.environ, "PGPASSWORD": connection.admin_password(pipeline).get_secret_value()}
+    argv = [str(pg_bin("pg_recvlogical")), "-d", dsn, "--slot", slot, "--start", "-f", "/dev/null",
+            "--endpos", end_lsn, "-o", "proto_version=1", "-o", f"publication_names={publication}", "--no-loop"]
+    start = time.monotonic()
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    return time.monotonic() - start
+
+
+def capture_rate(pipeline: Pipeline, tag: str, topic: str, rows: int) -> dict:
+    name = pipeline.connect.connector_name
+    admin = connection.connect(pipeline, autocommit=True)
+    baseline_slot = f"base_{tag}"
+    # Both slots start at the same WAL position, before any benchmark row.
+    admin.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (baseline_slot,))
+    service.client(pipeline).pause(name)
+    time.sleep(3)  # the task stops
+    before = end_total(pipeline.kafka.bootstrap, topic)
+    end_lsn = insert_rows(pipeline, tag, rows)
+    base_s = recvlogical(pipeline, baseline_slot, pipeline.source.publication, end_lsn)
+    admin.execute("SELECT pg_drop_replication_slot(%s)", (baseline_slot,))
+    admin.close()
+    service.client(pipeline).resume(name)
+    dbz_s = wait_total(pipeline.kafka.bootstrap, topic, before + rows)
+    return {"rows": rows, "pg_recvlogical_s": round(base_s, 2), "debezium_s": round(dbz_s, 2),
+            "pg_recvlogical_rate": round(rows / base_s), "debezium_rate": round(rows / dbz_s),
+            "ratio": round(base_s / dbz_s, 3)}
+
+
+def latency(pipeline: Pipeline, tag: str, topic: str, rate: float, seconds: float) -> dict:
+    """p50/p99 of Kafka append time minus source commit time under a steady load."""
+    per_tx = max(1, round(rate / 100))
+    consumer = clients.consumer(pipeline.kafka.bootstrap, f"bench-lat-{tag}", **{"auto.offset.reset": "latest"})
+    consumer.subscribe([topic])
+    while not consumer.assignment():
+        consumer.poll(0.2)
+    stop = threading.Event()
+    thread = threading.Thread(target=_steady_load, args=(pipeline, tag, per_tx, stop))
+    thread.start()
+    samples, deadline = [], time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.2):
+                if not msg.error():
+                    samples.append(msg.timestamp()[1] - json.loads(msg.value())["__source_ts_ms"])
+    finally:
+        stop.set()
+        thread.join()
+        consumer.close()
+    samples.sort()
+    return {"offered_rate": per_tx * 100, "samples": len(samples),
+            "p50_ms": samples[len(samples) // 2], "p99_ms": samples[int(len(samples) * 0.99)],
+            "mean_ms": round(statistics.fmean(samples), 1)}
+
+
+def _steady_load(pipeline: Pipeline, tag: str, per_tx: int, stop: threading.Event) -> None:
+    statement = sql.SQL("INSERT INTO {}.{} (payload, amount) SELECT md5(g::text), 1.5 FROM generate_series(1, %s) g"
+                        ).format(sql.Identifier(tag), sql.Identifier(TABLE))
+    with connection.connect(pipeline, autocommit=True) as conn:  # durable commits, as in production
+        start, sent = time.monotonic(), 0
+        while not stop.is_set():
+            due = start + sent / 100  # 100 transactions per second, open loop
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            conn.execute(statement, (per_tx,))
+            sent += 1
+
+
+def cleanup(pipeline: Pipeline, tag: str) -> None:
+    service.client(pipeline).delete(pipeline.connect.connector_name)
+    time.sleep(2)
+    with connection.connect(pipeline, autocommit=True) as conn:
+        for slot in (pipeline.source.slot, f"base_{tag}"):
+            row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+            if row and row[0]:
+                conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+                time.sleep(1)
+            if row:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(pipeline.source.publication)))
+        for schema in (tag, pipeline.source.cdc_schema):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", default="pipeline.yaml")
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--latency-seconds", type=float, default=30)
+    args = parser.parse_args()
+    tag = f"bench_{uuid.uuid4().hex[:6]}"
+    pipeline = isolated(load(args.config), tag)
+    topic = prepare(pipeline, tag)
+    try:
+        service.apply(pipeline, progress=lambda m: None)
+        rate = capture_rate(pipeline, tag, topic, args.rows)
+        print(json.dumps({"capture": rate}), flush=True)
+        sustainable = min(rate["debezium_rate"], rate["pg_recvlogical_rate"])
+        lat = latency(pipeline, tag, topic, 0.8 * sustainable, args.latency_seconds)
+        print(json.dumps({"latency_at_80pct": lat}), flush=True)
+        print(f"\ncapture rate: Debezium {rate['debezium_rate']:,} changes/s vs pg_recvlogical "
+              f"{rate['pg_recvlogical_rate']:,} changes/s on the same {args.rows:,} changes -> ratio {rate['ratio']} "
+              f"(target >= 0.5)")
+        print(f"commit-to-Kafka latency at {lat['offered_rate']:,} changes/s: p50 {lat['p50_ms']} ms, "
+              f"p99 {lat['p99_ms']} ms (target p99 <= 250 ms)")
+    finally:
+        cleanup(pipeline, tag)
