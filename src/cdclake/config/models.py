@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from cdclake.orchestration.configuration import AirflowConfig
 from cdclake.stream.configuration import StreamConfig
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -219,6 +220,7 @@ class Pipeline(Model):
     lakehouse: LakehouseConfig = Field(default_factory=LakehouseConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    airflow: AirflowConfig = Field(default_factory=AirflowConfig)
 
     _path: Path = PrivateAttr(default=Path("pipeline.yaml"))
 

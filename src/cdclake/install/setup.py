@@ -30,6 +30,9 @@ def run_setup(progress=print) -> dict[str, str]:
         fetched = jvm.resolve(engine, progress)
         report[f"jars.{engine}"] = f"{'fetched into' if fetched else 'cached in'} {jvm.ENGINES[engine].jars}"
     report["python"] = ensure_python_extras(progress)
+    from cdclake.install.airflow import ensure_airflow
+
+    report["airflow"] = ensure_airflow(progress)
     return report
 
 

@@ -1,0 +1,1 @@
+"""Job scripts that run unchanged under ``spark-submit``/``python`` and as AWS Glue 5.1 jobs."""
