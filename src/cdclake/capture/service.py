@@ -73,6 +73,26 @@ def wait_running(pipeline: Pipeline, timeout: float = RUNNING_TIMEOUT) -> dict:
         time.sleep(0.5)
 
 
+def current_lsn(pipeline: Pipeline) -> str:
+    with connection.connect(pipeline) as conn:
+        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def wait_caught_up(pipeline: Pipeline, lsn: str, timeout: float = 120) -> float:
+    """Wait until Debezium has confirmed every change up to ``lsn`` (so it is in Kafka)."""
+    start = time.monotonic()
+    with connection.connect(pipeline, autocommit=True) as conn:
+        while True:
+            behind = conn.execute("SELECT pg_wal_lsn_diff(%s::pg_lsn, confirmed_flush_lsn) FROM pg_replication_slots "
+                                  "WHERE slot_name = %s", (lsn, pipeline.source.slot)).fetchone()
+            if behind and behind[0] is not None and behind[0] <= 0:
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise CaptureError(f"Debezium has not confirmed LSN {lsn} after {timeout:.0f}s "
+                                   f"(slot {pipeline.source.slot}); see `cdclake connector status`")
+            time.sleep(0.5)
+
+
 def connector_status(pipeline: Pipeline) -> dict[str, Any]:
     """Connector and task states (with a failed task's trace), the slot, topic end offsets."""
     name = pipeline.connect.connector_name
