@@ -63,7 +63,13 @@ def render_status(status: dict) -> str:
         for key, value in part.items():
             if key in ("state", "dsn", "bootstrap_servers", "url", "version", "managed"):
                 continue
-            if isinstance(value, list):
-                value = ", ".join(map(str, value)) or "none"
-            lines.append(f"{'':<11}{key}: {value}")
+            lines.append(f"{'':<11}{key}: {_flat(value)}")
     return "\n".join(lines)
+
+
+def _flat(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_flat(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return "; ".join(_flat(v) for v in value) or "none"
+    return str(value)
