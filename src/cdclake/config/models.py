@@ -30,6 +30,22 @@ def _check_ident(value: str, what: str) -> str:
     return value
 
 
+class ManagedOrAddress(Model):
+    """A component cdclake either starts itself (``managed: local``) or reaches by address."""
+
+    managed: Literal["local"] | None = None
+
+    def _resolve_kind(self, address_key: str) -> None:
+        if self.managed and getattr(self, address_key):
+            raise ValueError(f"give either managed: local or {address_key}, not both")
+        if not self.managed and not getattr(self, address_key):
+            self.managed = "local"
+
+    @property
+    def is_managed(self) -> bool:
+        return self.managed == "local"
+
+
 class TableName(str):
     """A schema-qualified table name, ``public.users``."""
 
@@ -42,10 +58,9 @@ class TableName(str):
         return self.split(".", 1)[1]
 
 
-class SourceConfig(Model):
+class SourceConfig(ManagedOrAddress):
     """The PostgreSQL database whose tables are captured."""
 
-    managed: Literal["local"] | None = None
     dsn: str | None = Field(None, description="postgresql://user@host:port/db, password not included")
     password: SecretStr | None = Field(None, description="from CDCLAKE__SOURCE__PASSWORD only")
     password_file: Path | None = None
@@ -92,21 +107,13 @@ class SourceConfig(Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:
-        if self.managed and self.dsn:
-            raise ValueError("give either managed: local or dsn, not both")
-        if not self.managed and not self.dsn:
-            self.managed = "local"
+        self._resolve_kind("dsn")
         return self
 
-    @property
-    def is_managed(self) -> bool:
-        return self.managed == "local"
 
-
-class KafkaConfig(Model):
+class KafkaConfig(ManagedOrAddress):
     """Kafka brokers, and the defaults for the topics cdclake creates."""
 
-    managed: Literal["local"] | None = None
     bootstrap_servers: str | None = None
     nodes: Literal[1, 3] = Field(1, description="managed local: 1 combined node or the 3-node quorum")
     port: int = Field(19092, ge=1024, le=65000, description="first broker port; node i uses port + 2*(i-1)")
@@ -117,19 +124,12 @@ class KafkaConfig(Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> KafkaConfig:
-        if self.managed and self.bootstrap_servers:
-            raise ValueError("give either managed: local or bootstrap_servers, not both")
-        if not self.managed and not self.bootstrap_servers:
-            self.managed = "local"
+        self._resolve_kind("bootstrap_servers")
         if self.replication_factor is None:
             self.replication_factor = min(3, self.nodes) if self.is_managed else 1
         if self.is_managed and self.replication_factor > self.nodes:
             raise ValueError(f"replication_factor {self.replication_factor} exceeds the {self.nodes} local node(s)")
         return self
-
-    @property
-    def is_managed(self) -> bool:
-        return self.managed == "local"
 
     @property
     def bootstrap(self) -> str:
@@ -138,10 +138,9 @@ class KafkaConfig(Model):
         return ",".join(f"127.0.0.1:{self.port + 2 * i}" for i in range(self.nodes))
 
 
-class ConnectConfig(Model):
+class ConnectConfig(ManagedOrAddress):
     """The Kafka Connect cluster that runs Debezium."""
 
-    managed: Literal["local"] | None = None
     url: str | None = None
     port: int = Field(8083, ge=1, le=65535)
     heap: str = "1g"
@@ -156,15 +155,8 @@ class ConnectConfig(Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> ConnectConfig:
-        if self.managed and self.url:
-            raise ValueError("give either managed: local or url, not both")
-        if not self.managed and not self.url:
-            self.managed = "local"
+        self._resolve_kind("url")
         return self
-
-    @property
-    def is_managed(self) -> bool:
-        return self.managed == "local"
 
     @property
     def endpoint(self) -> str:
