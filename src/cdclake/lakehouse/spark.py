@@ -99,9 +99,13 @@ def session(plan: LakehousePlan, app_name: str = "cdclake") -> SparkSession:
         for key, value in catalog_conf(plan).items():
             active.conf.set(key, value)
         return active
-    jars = local_jars() if plan.spark_master.startswith("local") else []
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = SparkSession.builder.appName(app_name).master(plan.spark_master)
+    local = plan.spark_master.startswith("local")
+    builder = SparkSession.builder.appName(app_name)
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.master(plan.spark_master)
+    # Elsewhere (spark-submit --master, AWS Glue) the launcher chose the master and the jars.
+    jars = local_jars() if local else []
     for key, value in as_spark_conf(plan, jars).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
