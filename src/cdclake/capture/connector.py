@@ -3,10 +3,13 @@
 Tuning, for throughput with bounded latency on one Connect task:
 - ``max.batch.size`` 4096 / ``max.queue.size`` 16384: Debezium hands Connect bigger
   batches (defaults 2048 / 8192), fewer poll round trips under load;
-- ``poll.interval.ms`` 25 (default 500): an idle connector notices new WAL within 25 ms,
-  the main term of commit-to-Kafka latency at low rates;
-- producer ``linger.ms`` 10, ``batch.size`` 512 KiB, ``lz4``: full batches at high rates
-  for 10 ms of added latency at most; lz4 is the cheapest codec on CPU;
+- ``poll.interval.ms`` 5 (default 500): Connect takes whatever is queued every 5 ms
+  instead of waiting for a full batch; measured with bench/capture on 2 cores, 25 ms gave
+  p50 0.5-0.8 s near saturation, 5 ms gives p50 ~30 ms / p99 140-240 ms at 19-30k
+  changes/s, and more throughput, not less (the queue never backs up);
+- producer ``linger.ms`` 2, ``batch.size`` 512 KiB, ``lz4``: batches still fill at high
+  rates (the producer batches while the previous request is in flight) for 2 ms of
+  added latency at most; lz4 is the cheapest codec on CPU;
 - producer ``acks=all`` + idempotence: a broker failover never loses or reorders a change.
 """
 
@@ -28,8 +31,8 @@ TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 TUNING = {
     "max.batch.size": "4096",
     "max.queue.size": "16384",
-    "poll.interval.ms": "25",
-    "producer.override.linger.ms": "10",
+    "poll.interval.ms": "5",
+    "producer.override.linger.ms": "2",
     "producer.override.batch.size": "524288",
     "producer.override.compression.type": "lz4",
     "producer.override.acks": "all",
