@@ -29,8 +29,11 @@ test: setup ## run unit and integration tests on the real local stack
 unit: $(STAMP) ## run the fast unit tests only (no stack)
 	$(BIN)/pytest -q -m "not integration"
 
-bench: setup ## run the benchmarks in bench/ (long)
-	$(BIN)/python -m bench
+bench: setup ## run the benchmarks in bench/ against the local stack (long)
+	$(BIN)/cdclake up
+	$(BIN)/python -m bench.capture
+	$(BIN)/python -m bench.stream
+	$(BIN)/python -m bench.lakehouse all
 
 up: setup ## start the local stack
 	$(BIN)/cdclake up
