@@ -144,3 +144,18 @@ def test_port_in_use_fails_up_and_stops_what_it_started(stack_dir):
             local_stack.up(pipeline, progress=print)
     assert process.port_free(57432 + PORT_OFFSET)  # PostgreSQL, started first, was stopped again
     assert not list((stack_dir / ".cdclake" / "run").glob("*.pid"))
+
+
+def test_cli_status_json_contract(stack):
+    """`cdclake status --output json` is one JSON object with each component's state and address."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "cdclake", "-c", str(stack.path), "--output", "json", "status"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    status = json.loads(out.stdout)
+    assert status["postgres"]["state"] == "up" and status["postgres"]["dsn"].endswith(f":{TEST_PG_PORT}/cdc_test")
+    assert status["kafka"]["state"] == "up" and status["kafka"]["bootstrap_servers"] == stack.kafka.bootstrap
+    assert status["connect"]["state"] == "up" and status["connect"]["url"] == stack.connect.endpoint
+    assert connection.admin_password(stack).get_secret_value() not in out.stdout + out.stderr
