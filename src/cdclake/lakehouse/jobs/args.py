@@ -7,6 +7,7 @@ only the keys a job asks for are read, the others are ignored.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 
 def resolved_options(argv: list[str], keys: list[str], defaults: dict[str, str] | None = None) -> dict[str, str]:
@@ -37,3 +38,19 @@ def resolved_options(argv: list[str], keys: list[str], defaults: dict[str, str] 
     if missing:
         sys.exit(f"missing job argument(s): {', '.join('--' + k for k in missing)}")
     return values
+
+
+def run_job(argv: list[str] | None, defaults: dict[str, str], body: Callable[[dict[str, str]], None]) -> int:
+    """Read ``--config`` and the job's Glue-style arguments, then run ``body(args)``.
+
+    Returns the exit code: 0, or a CdclakeError's code after printing it as one line.
+    """
+    from cdclake.errors import CdclakeError
+
+    args = resolved_options(argv if argv is not None else sys.argv, ["config", *defaults], defaults)
+    try:
+        body(args)
+    except CdclakeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    return 0

@@ -17,30 +17,27 @@ from __future__ import annotations
 
 import sys
 
-from cdclake.lakehouse.jobs.args import resolved_options
+from cdclake.lakehouse.jobs.args import run_job
 
 DEFAULTS = {"layer": "all", "mode": "available-now", "tables": ""}
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_job(argv, DEFAULTS, _run)
+
+
+def _run(args: dict[str, str]) -> None:
     from cdclake.config import load
-    from cdclake.errors import CdclakeError
     from cdclake.lakehouse import runner
     from cdclake.lakehouse.configuration import plan_from_pipeline
     from cdclake.lakehouse.spark import session
 
-    args = resolved_options(argv if argv is not None else sys.argv, ["config", *DEFAULTS], DEFAULTS)
-    try:
-        tables = [t for t in args["tables"].split(",") if t]
-        plan = plan_from_pipeline(load(args["config"]), tables or None)
-        spark = session(plan, f"cdclake-{args['layer']}")
-        job = runner.run_continuous if args["mode"] == "continuous" else runner.run
-        report = job(spark, plan, runner.layers_for(args["layer"]), progress=lambda m: print(m, flush=True))
-        report.raise_on_failure()
-    except CdclakeError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_code
-    return 0
+    tables = [t for t in args["tables"].split(",") if t]
+    plan = plan_from_pipeline(load(args["config"]), tables or None)
+    spark = session(plan, f"cdclake-{args['layer']}")
+    job = runner.run_continuous if args["mode"] == "continuous" else runner.run
+    report = job(spark, plan, runner.layers_for(args["layer"]), progress=lambda m: print(m, flush=True))
+    report.raise_on_failure()
 
 
 if __name__ == "__main__":

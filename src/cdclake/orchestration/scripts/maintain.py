@@ -11,28 +11,25 @@ from __future__ import annotations
 
 import sys
 
-from cdclake.lakehouse.jobs.args import resolved_options
+from cdclake.lakehouse.jobs.args import run_job
 
 DEFAULTS = {"dry-run": "false"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_job(argv, DEFAULTS, _maintain)
+
+
+def _maintain(args: dict[str, str]) -> None:
     from cdclake.config import load
-    from cdclake.errors import CdclakeError
     from cdclake.lakehouse.configuration import plan_from_pipeline
     from cdclake.lakehouse.maintenance import maintain
     from cdclake.lakehouse.spark import session
 
-    args = resolved_options(argv if argv is not None else sys.argv, ["config", *DEFAULTS], DEFAULTS)
-    try:
-        plan = plan_from_pipeline(load(args["config"]))
-        results = maintain(session(plan, "cdclake-maintenance"), plan, dry_run=args["dry-run"] == "true",
-                           progress=lambda m: print(m, flush=True))
-    except CdclakeError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_code
+    plan = plan_from_pipeline(load(args["config"]))
+    results = maintain(session(plan, "cdclake-maintenance"), plan, dry_run=args["dry-run"] == "true",
+                       progress=lambda m: print(m, flush=True))
     print(f"maintained {len(results)} table(s)", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

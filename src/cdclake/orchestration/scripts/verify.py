@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import sys
 
-from cdclake.lakehouse.jobs.args import resolved_options
+from cdclake.lakehouse.jobs.args import run_job
 
 DEFAULTS = {"tolerance": "0"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_job(argv, DEFAULTS, _verify)
+
+
+def _verify(args: dict[str, str]) -> None:
     from cdclake.config import load
-    from cdclake.errors import CdclakeError
     from cdclake.lakehouse.configuration import plan_from_pipeline
     from cdclake.orchestration.reconcile import reconcile
 
-    args = resolved_options(argv if argv is not None else sys.argv, ["config", *DEFAULTS], DEFAULTS)
-    try:
-        plan = plan_from_pipeline(load(args["config"]))
-        reconcile(plan, float(args["tolerance"]), progress=lambda m: print(m, flush=True))
-    except CdclakeError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_code
-    return 0
+    plan = plan_from_pipeline(load(args["config"]))
+    reconcile(plan, float(args["tolerance"]), progress=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":
