@@ -67,12 +67,18 @@ def test_bad_admin_password_is_clear_and_not_echoed(stack, stack_dir):
     assert "wrong-Pa55word" not in str(err.value)
 
 
-def test_bad_capture_password_is_rejected_by_validation_without_echo(stack):
-    schema = unique("badpw")
+def _one_table(stack, prefix: str):
+    """A per-test schema holding one table ``t`` with a primary key, and its pipeline."""
+    schema = unique(prefix)
     pipeline = capture_pipeline(stack, schema, ["t"])
     with connection.connect(pipeline, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("CREATE TABLE {}.t (id int PRIMARY KEY)").format(sql.Identifier(schema)))
+    return pipeline, schema
+
+
+def test_bad_capture_password_is_rejected_by_validation_without_echo(stack):
+    pipeline, schema = _one_table(stack, "badpw")
     init_source(pipeline, progress=lambda m: None)
     real = capture_password(pipeline)
     wrong_file = secrets_file(pipeline).with_name(f"{schema}.properties")
@@ -91,11 +97,7 @@ def test_bad_capture_password_is_rejected_by_validation_without_echo(stack):
 
 
 def test_capture_role_is_least_privilege(stack):
-    schema = unique("priv")
-    pipeline = capture_pipeline(stack, schema, ["t"])
-    with connection.connect(pipeline, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("CREATE TABLE {}.t (id int PRIMARY KEY)").format(sql.Identifier(schema)))
+    pipeline, schema = _one_table(stack, "priv")
     try:
         init_source(pipeline, progress=lambda m: None)
         init_source(pipeline, progress=lambda m: None)  # idempotent

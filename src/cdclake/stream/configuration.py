@@ -18,13 +18,23 @@ the CLI must start fast. Example (the reference's Kafka Streams step)::
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TOPIC = re.compile(r"^[A-Za-z0-9._-]+$")
 HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 OPS = ("r", "c", "u", "d")
+
+
+def _check_hook(value: str | None) -> str | None:
+    if value is not None and not HOOK.match(value):
+        raise ValueError(f"hook {value!r} must be 'package.module:function'")
+    return value
+
+
+# A hook named by function path, checked for the ``module:function`` shape where it is declared.
+HookPath = Annotated[str | None, AfterValidator(_check_hook)]
 
 
 class _Model(BaseModel):
@@ -81,12 +91,7 @@ class FilterStep(_Model):
 
     op: list[Literal["r", "c", "u", "d"]] | None = Field(None, description="keep these Debezium ops")
     where: list[Condition] = Field(default_factory=list)
-    hook: str | None = Field(None, description="module:function(value) -> bool, for what `where` cannot say")
-
-    @field_validator("hook")
-    @classmethod
-    def _hook(cls, value: str | None) -> str | None:
-        return _check_hook(value)
+    hook: HookPath = Field(None, description="module:function(value) -> bool, for what `where` cannot say")
 
     @model_validator(mode="after")
     def _something(self) -> FilterStep:
@@ -143,13 +148,8 @@ class Step(_Model):
     filter: FilterStep | None = None
     enrich: EnrichStep | None = None
     project: ProjectStep | None = None
-    hook: str | None = Field(None, description="module:function(value) -> value | None (None drops it)")
+    hook: HookPath = Field(None, description="module:function(value) -> value | None (None drops it)")
     route: list[Route] | None = Field(None, description="first matching route wins; unmatched are filtered")
-
-    @field_validator("hook")
-    @classmethod
-    def _hook(cls, value: str | None) -> str | None:
-        return _check_hook(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
@@ -259,9 +259,3 @@ class StreamConfig(_Model):
             targets = [route.to for route in item.routes] or [self.default_output(item.topic)]
             out.extend(t for t in targets if t not in out)
         return out
-
-
-def _check_hook(value: str | None) -> str | None:
-    if value is not None and not HOOK.match(value):
-        raise ValueError(f"hook {value!r} must be 'package.module:function'")
-    return value
