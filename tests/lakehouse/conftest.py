@@ -67,3 +67,28 @@ def cleanup():
     yield pipelines.append
     for pipeline in pipelines:
         drop_capture(pipeline)
+
+
+def wait_records(pipeline: Pipeline, topics: list[str], at_least: int, timeout: float = 120) -> int:
+    """Wait until ``topics`` hold at least ``at_least`` records in all; returns the count."""
+    deadline, total = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        total = sum(sum(p.values()) for p in end_offsets(pipeline.kafka.bootstrap, topics).values())
+        if total >= at_least:
+            return total
+        time.sleep(0.5)
+    raise TimeoutError(f"topics {topics} hold {total} records, expected at least {at_least} after {timeout}s")
+
+
+def source_rows(pipeline: Pipeline, table: str, columns: str) -> list[tuple]:
+    """``SELECT columns FROM table`` on the source, sorted (as Python sorts the tuples)."""
+    from cdclake.source import connection
+
+    with connection.connect(pipeline, autocommit=True) as conn:
+        return sorted(conn.execute(f"SELECT {columns} FROM {table}").fetchall())
+
+
+def silver_rows(spark, name: str, columns: str, version: int | None = None) -> list[tuple]:
+    """``SELECT columns FROM name`` in Spark (optionally at a snapshot), sorted."""
+    at = f" VERSION AS OF {version}" if version is not None else ""
+    return sorted(tuple(r) for r in spark.sql(f"SELECT {columns} FROM {name}{at}").collect())

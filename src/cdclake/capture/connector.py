@@ -80,6 +80,8 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "hstore.handling.mode": "json",
         "binary.handling.mode": "base64",
         "tombstones.on.delete": "false",
+        # TRUNCATE is a change like any other: silver empties the table at its position.
+        "skipped.operations": "none",
         "heartbeat.interval.ms": str(connect.heartbeat_interval_ms),
         "heartbeat.action.query": heartbeat_query(pipeline),
         "signal.enabled.channels": "source",

@@ -179,6 +179,8 @@ class LakehouseConfig(Model):
     models_dir: str | None = Field(None, description="gold SQL models (gold/*.sql); default: the bundled models/")
     snapshot_retention_days: int = Field(7, ge=1, description="maintain: expire snapshots older than this")
     orphan_file_age_hours: int = Field(72, ge=24, description="maintain: only delete orphan files older than this")
+    tombstone_retention_hours: int = Field(
+        168, ge=1, description="silver keeps deleted keys' tombstones this long; must cover Debezium's replay window")
     aws_region: str | None = Field(None, description="glue backend: AWS region of the Glue catalog and S3")
 
     @field_validator("catalog", "namespace", "catalog_database")

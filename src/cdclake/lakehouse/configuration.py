@@ -78,6 +78,11 @@ class TableRef:
         return self.qualified("silver")
 
     @property
+    def tombstones(self) -> str:
+        """Silver's memory of deleted keys (``tombstones_<table>``), see lakehouse/silver.py."""
+        return self.qualified("tombstones")
+
+    @property
     def bronze_short(self) -> str:
         return self.short("bronze")
 
@@ -120,6 +125,7 @@ class LakehousePlan:
     models_dir: Path = BUNDLED_MODELS
     retention_days: int = 7
     orphan_age_hours: int = 72
+    tombstone_retention_hours: int = 168
     source_connect: Callable[..., psycopg.Connection] | None = field(default=None, compare=False, repr=False)
 
     def table(self, name: str) -> TableRef:
@@ -177,6 +183,7 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
         models_dir=_models_dir(pipeline),
         retention_days=lake.snapshot_retention_days,
         orphan_age_hours=lake.orphan_file_age_hours,
+        tombstone_retention_hours=lake.tombstone_retention_hours,
         source_connect=functools.partial(connection.connect, pipeline),
     )
 

@@ -1,6 +1,7 @@
 """``cdclake maintain``: compaction and cleanup of every table in the namespace.
 
-Per table, in this order: ``rewrite_data_files`` (bin-pack), ``rewrite_position_delete_files``,
+Per table, in this order: for silver's ``tombstones_<table>``, drop the tombstones older
+than ``lakehouse.tombstone_retention_hours``; ``rewrite_data_files`` (bin-pack), ``rewrite_position_delete_files``,
 ``expire_snapshots`` (older than the retention, default 7 days), ``remove_orphan_files``
 (only files older than a safe age, default 72 h, so a running job's files are never
 taken), ``rewrite_manifests``. Snapshots that hold a layer's position (bronze's offsets,
@@ -89,6 +90,7 @@ def maintain_table(spark: SparkSession, plan: LakehousePlan, name: str, dry_run:
         result.actions["orphan_files_to_remove"] = len(orphans)
     else:
         steps = {
+            **_tombstone_pruning(name, now - timedelta(hours=plan.tombstone_retention_hours), ts),
             "rewrite_data_files": f"CALL {system}.rewrite_data_files(table => '{short}', strategy => 'binpack')",
             "rewrite_position_delete_files": f"CALL {system}.rewrite_position_delete_files(table => '{short}')",
             "expire_snapshots": f"CALL {system}.expire_snapshots(table => '{short}', older_than => {ts(cutoff)}, "
@@ -102,6 +104,12 @@ def maintain_table(spark: SparkSession, plan: LakehousePlan, name: str, dry_run:
             result.actions[step] = rows[0].asDict() if len(rows) == 1 else {"files": len(rows)}
     result.seconds = time.monotonic() - started
     return result
+
+
+def _tombstone_pruning(name: str, before: datetime, ts) -> dict[str, str]:
+    if not name.rsplit(".", 1)[1].startswith("tombstones_"):
+        return {}
+    return {"prune_tombstones": f"DELETE FROM {name} WHERE _cdc_ts < {ts(before)}"}
 
 
 def _dry_run(spark: SparkSession, name: str, cutoff: datetime) -> dict[str, Any]:

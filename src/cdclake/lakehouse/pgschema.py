@@ -28,7 +28,11 @@ SCALAR_TYPES = {
 }
 # Widenings Iceberg (and so silver) can follow without a rewrite.
 WIDENINGS = {("int", "bigint"), ("float", "double")}
-UNBOUNDED_NUMERIC = "decimal(38,10)"
+# numeric without a precision, or wider than Iceberg's decimal(38), keeps its exact decimal
+# text (Debezium's decimal.handling.mode=string, plain notation; NaN and ±Infinity spelled
+# as PostgreSQL spells them): a decimal(38,s) would round it silently.
+NUMERIC_TEXT = "string"
+DEBEZIUM_SPECIAL_NUMERICS = {"NAN": "NaN", "POSITIVE_INFINITY": "Infinity", "NEGATIVE_INFINITY": "-Infinity"}
 
 COLUMNS_SQL = """
 SELECT a.attname, t.typname, t.typcategory, et.typname AS elem, a.atttypmod,
@@ -114,9 +118,9 @@ def spark_scalar_type(pg_type: str, typmod: int, is_text_like: bool = False) -> 
     """Spark SQL type of a PostgreSQL scalar type (numeric(p,s) -> decimal(p,s), ...)."""
     if pg_type == "numeric":
         if typmod < 4:
-            return UNBOUNDED_NUMERIC
+            return NUMERIC_TEXT
         precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
-        return f"decimal({min(precision, 38)},{scale})"
+        return f"decimal({precision},{scale})" if precision <= 38 and 0 <= scale <= precision else NUMERIC_TEXT
     if is_text_like or pg_type not in SCALAR_TYPES:
         return "string"  # enums, domains over text and unknown types arrive as their text
     return SCALAR_TYPES[pg_type]
@@ -144,6 +148,9 @@ def convert(raw: str, column: Column, element: bool = False) -> str:
         return f"CAST({raw} AS TIMESTAMP)"
     if pg == "bytea":
         return f"unbase64({raw})"
+    if pg == "numeric" and kind == NUMERIC_TEXT:
+        specials = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in DEBEZIUM_SPECIAL_NUMERICS.items())
+        return f"CASE {raw} {specials} ELSE {raw} END"
     if kind == "boolean":
         return f"CAST({raw} AS BOOLEAN)"
     if kind == "string":

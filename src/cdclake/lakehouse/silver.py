@@ -6,7 +6,14 @@ the MERGE's own snapshot summary, so data and position commit atomically (DESIGN
 
 - the latest change per key wins, by (LSN, Kafka offset), never by timestamp;
 - a delete removes the row; an insert whose latest change is a delete is never written;
-- an older change never overwrites a newer one (``s._cdc_lsn >= t._cdc_lsn``);
+- an older change never overwrites a newer one (``s._cdc_lsn >= t._cdc_lsn``), and a key's
+  state only moves forward: every delete leaves a tombstone (key, LSN) in
+  ``tombstones_<table>``, and a change older than its key's tombstone is dropped. Debezium
+  re-sends the changes since its last offset flush after a crash; without tombstones a
+  re-sent insert of a key deleted in an earlier batch would bring the row back. The
+  tombstones commit before the MERGE (idempotently, the highest LSN wins), so a crash
+  between the two leaves a state the rerun completes; ``cdclake maintain`` drops tombstones
+  older than ``lakehouse.tombstone_retention_hours``, which must cover the replay window;
 - a TOAST placeholder keeps the value: the last real value of that key in the batch,
   else the stored one; for a primary-key update (delete of the old key and create of the
   new key at the same LSN) the value comes from the old key;
@@ -65,6 +72,7 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
     with plan.connect_source() as conn:
         schema = read_schema(conn, ref.source)
     result.schema_changes = ensure_table(spark, ref, schema)
+    ensure_tombstones(spark, ref, schema)
     if pinned is None:
         return result
     result.bronze_snapshot = end = pinned.snapshotId()
@@ -81,16 +89,14 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
 def rebuild(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult:
     """Drop silver and replay it from all of bronze (``cdclake rebuild silver TABLE``)."""
     spark.sql(f"DROP TABLE IF EXISTS {ref.silver} PURGE")
+    spark.sql(f"DROP TABLE IF EXISTS {ref.tombstones} PURGE")
     return run(spark, plan, ref)
 
 
 def ensure_table(spark: SparkSession, ref: TableRef, schema: TableSchema) -> list[str]:
     """Create silver, or bring its columns up to the source's. Returns what changed."""
     if not table_exists(spark, ref.silver):
-        columns = [(c.name, c.spark_type) for c in schema.columns] + CDC_COLUMNS
-        ddl = ", ".join(f"{q(n)} {t}" for n, t in columns)
-        props = ", ".join(f"'{k}'='{v}'" for k, v in TABLE_PROPERTIES.items())
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {ref.silver} ({ddl}) USING iceberg TBLPROPERTIES ({props})")
+        create_table(spark, ref.silver, schema.columns)
         return []
     current = {f.name: f.dataType.simpleString() for f in spark.table(ref.silver).schema.fields}
     added, widened = schema_changes(ref.source, schema, current)
@@ -99,9 +105,23 @@ def ensure_table(spark: SparkSession, ref: TableRef, schema: TableSchema) -> lis
         spark.sql(f"ALTER TABLE {ref.silver} ADD COLUMN {q(column.name)} {column.spark_type}")
         changes.append(f"added {column.name} {column.spark_type}")
     for column in widened:
-        spark.sql(f"ALTER TABLE {ref.silver} ALTER COLUMN {q(column.name)} TYPE {column.spark_type}")
+        for table in (ref.silver, ref.tombstones) if column.is_key else (ref.silver,):
+            if table_exists(spark, table):
+                spark.sql(f"ALTER TABLE {table} ALTER COLUMN {q(column.name)} TYPE {column.spark_type}")
         changes.append(f"widened {column.name} to {column.spark_type}")
     return changes
+
+
+def ensure_tombstones(spark: SparkSession, ref: TableRef, schema: TableSchema) -> None:
+    """Create ``tombstones_<table>``: the key columns, the delete's LSN and source time."""
+    create_table(spark, ref.tombstones, schema.keys)
+
+
+def create_table(spark: SparkSession, name: str, columns) -> None:
+    """An Iceberg table of the given source columns plus ``_cdc_lsn`` and ``_cdc_ts``."""
+    ddl = ", ".join(f"{q(n)} {t}" for n, t in [(c.name, c.spark_type) for c in columns] + CDC_COLUMNS)
+    props = ", ".join(f"'{k}'='{v}'" for k, v in TABLE_PROPERTIES.items())
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {name} ({ddl}) USING iceberg TBLPROPERTIES ({props})")
 
 
 def read_bronze(spark: SparkSession, ref: TableRef, after: int | None, end: int) -> DataFrame:
@@ -224,6 +244,27 @@ def merge_source(spark: SparkSession, ref: TableRef, schema: TableSchema, events
     return resolved.where("__rn = 1").selectExpr(*exprs, "op AS __op", "lsn AS _cdc_lsn", "source_ts AS _cdc_ts")
 
 
+def after_tombstones(spark: SparkSession, ref: TableRef, schema: TableSchema, source: DataFrame) -> DataFrame:
+    """Drop the changes older than their key's tombstone: re-sent changes of a deleted key.
+
+    A change at the tombstone's own LSN is the delete itself, re-sent; it stays (a no-op).
+    """
+    keys = [q(c.name) for c in schema.keys]
+    tombs = spark.table(ref.tombstones).selectExpr(*[f"{k} AS __t_{n}" for n, k in enumerate(keys)],
+                                                   "_cdc_lsn AS __t_lsn")
+    on = " AND ".join([f"{k} = __t_{n}" for n, k in enumerate(keys)] + ["__t_lsn > _cdc_lsn"])
+    return source.join(tombs, on=_expr(on), how="left_anti")
+
+
+def tombstones_sql(ref: TableRef, schema: TableSchema, view: str) -> str:
+    """Record the batch's deletes in ``tombstones_<table>``; the highest LSN per key wins."""
+    on = " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}" for c in schema.keys)
+    cols = [q(c.name) for c in schema.keys] + ["_cdc_lsn", "_cdc_ts"]
+    return (f"MERGE INTO {ref.tombstones} t USING (SELECT * FROM {view} WHERE __op = 'd') s ON {on} "
+            "WHEN MATCHED AND s._cdc_lsn > t._cdc_lsn THEN UPDATE SET t._cdc_lsn = s._cdc_lsn, t._cdc_ts = s._cdc_ts "
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})")
+
+
 def merge_sql(ref: TableRef, schema: TableSchema, view: str) -> str:
     """MERGE of the resolved changes into silver (see the module docstring for the rules)."""
     on = " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}" for c in schema.keys)
@@ -252,7 +293,7 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
         (number of keys changed, whether a commit was made). No changes -> no commit.
     """
     cached: list[DataFrame] = []
-    source = merge_source(spark, ref, schema, events, cached).persist()
+    source = after_tombstones(spark, ref, schema, merge_source(spark, ref, schema, events, cached)).persist()
     cached.append(source)
     view = f"cdclake_changes_{ref.base}_{uuid.uuid4().hex[:8]}"
     try:
@@ -260,6 +301,8 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
         if count == 0:
             return 0, False
         source.createOrReplaceTempView(view)
+        spark.sql(tombstones_sql(ref, schema, view))
+        faults.point("silver.after_tombstones", spark)
 
         def _merge():
             faults.point("silver.mid_merge", spark)

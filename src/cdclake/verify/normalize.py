@@ -39,6 +39,8 @@ def source_expression(column: Column) -> str:
     name = '"' + column.name.replace('"', '""') + '"'
     if column.is_array:
         return name
+    if column.pg_type == "bpchar":
+        return name  # char(n) keeps its padding, as Debezium sends it; ::text would strip it
     if column.pg_type in ("json", "jsonb", "xml", "timetz") or column.element_type == "string":
         return f"{name}::text"
     if column.pg_type in ("time", "interval"):

@@ -38,7 +38,7 @@ def verify(plan: LakehousePlan, table: str | None = None, gold: bool = True, pro
     catalog = pyiceberg_catalog(plan)
     report = VerifyReport()
     for ref in ([plan.table(table)] if table else plan.tables):
-        result = verify_table(plan, ref, catalog)
+        result = _verify_isolated(plan, ref, catalog)
         report.tables.append(result)
         progress(render_table(result))
     if gold and not table:
@@ -47,6 +47,14 @@ def verify(plan: LakehousePlan, table: str | None = None, gold: bool = True, pro
             report.gold.append(result)
             progress(render_gold(result))
     return report
+
+
+def _verify_isolated(plan: LakehousePlan, ref, catalog) -> TableReport:
+    """One table that cannot be read is reported as such; the others are still verified."""
+    try:
+        return verify_table(plan, ref, catalog)
+    except Exception as exc:  # any reader's error (psycopg, pyiceberg, arrow) belongs to this table only
+        return TableReport(ref.source, error=f"cannot be verified: {type(exc).__name__}: {str(exc).splitlines()[0]}")
 
 
 def render_table(r: TableReport) -> str:
