@@ -171,3 +171,34 @@ def test_one_unreadable_table_does_not_stop_verify_of_the_others(stack, spark, c
     by_table = {t.table: t for t in report.tables}
     assert by_table[plan.table("a").source].ok and by_table[plan.table("a").source].silver_rows == 5
     assert by_table[plan.table("b").source].error and not report.ok
+
+
+def test_truncate_empties_silver_at_its_position_and_replays_stay_out(stack, spark, cleanup):
+    pipeline, plan = new_capture(stack, cleanup, "trunc", {"t": "id int PRIMARY KEY, v text"},
+                                 {"t": "SELECT g, 'v' || g FROM generate_series(1, 30) g"})
+    ref, table = plan.table("t"), f"{plan.tables[0].schema}.t"
+    wait_records(pipeline, [ref.topic], 30)
+    run_layers(spark, plan)
+    before = topic_records(pipeline.kafka.bootstrap, ref.topic, 30)
+    assert len(silver_rows(spark, ref.silver, "id")) == 30
+
+    # One batch: a row inserted before the TRUNCATE goes with it, rows inserted after it stay.
+    execute(pipeline, f"INSERT INTO {table} VALUES (200, 'doomed'); UPDATE {table} SET v = 'late' WHERE id = 3")
+    execute(pipeline, f"BEGIN; TRUNCATE {table}; INSERT INTO {table} VALUES (100, 'after'), (3, 'again'); COMMIT")
+    wait_records(pipeline, [ref.topic], 30 + 2 + 1 + 2)
+    run_layers(spark, plan)
+    assert spark.sql(f"SELECT count(*) FROM {ref.bronze} WHERE op = 't'").first()[0] == 1
+    assert silver_rows(spark, ref.silver, "id, v") == source_rows(pipeline, table, "id, v") == [(3, "again"),
+                                                                                              (100, "after")]
+
+    # A TRUNCATE alone in a batch, then the pre-TRUNCATE events re-sent: silver stays empty.
+    execute(pipeline, f"TRUNCATE {table}")
+    wait_records(pipeline, [ref.topic], 36)
+    run_layers(spark, plan)
+    assert silver_rows(spark, ref.silver, "id") == []
+    replay(pipeline.kafka.bootstrap, ref.topic, before)
+    execute(pipeline, f"INSERT INTO {table} VALUES (7, 'fresh')")
+    wait_records(pipeline, [ref.topic], 36 + 30 + 1)
+    run_layers(spark, plan)
+    assert silver_rows(spark, ref.silver, "id, v") == source_rows(pipeline, table, "id, v") == [(7, "fresh")]
+    assert_verified(plan)

@@ -23,6 +23,8 @@ from cdclake.source.prepare import SIGNAL_TABLE, capture_tables, secrets_file
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 UNWRAP = "io.debezium.transforms.ExtractNewRecordState"
+# ExtractNewRecordState drops TRUNCATE events; ours, before it, flattens them (jvm/debezium/src).
+TRUNCATE = "io.cdclake.connect.TruncateAsChange"
 ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
 ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms"
@@ -87,7 +89,8 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "signal.enabled.channels": "source",
         "signal.data.collection": f"{src.cdc_schema}.{SIGNAL_TABLE}",
         "incremental.snapshot.chunk.size": "4096",
-        "transforms": "unwrap,route",
+        "transforms": "truncate,unwrap,route",
+        "transforms.truncate.type": TRUNCATE,
         "transforms.unwrap.type": UNWRAP,
         "transforms.unwrap.add.fields": ADD_FIELDS,
         "transforms.unwrap.delete.tombstone.handling.mode": "rewrite",

@@ -11,6 +11,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +27,17 @@ class Engine:
     name: str
     # Where the jars go, relative to the engine's cache dir (Connect wants plugin/<name>/*.jar).
     subdir: str = ""
+    # Our own Java sources beside the pom, compiled into <jars>/cdclake-<name>.jar.
+    sources: tuple[str, ...] = ()
 
     @property
     def pom(self) -> Path:
         return POM_ROOT / self.name / "pom.xml"
+
+    @property
+    def source_files(self) -> list[Path]:
+        """Java sources and resources (META-INF/services manifests, for Connect's plugin discovery)."""
+        return sorted(f for d in self.sources for f in (POM_ROOT / self.name / d).rglob("*") if f.is_file())
 
     @property
     def home(self) -> Path:
@@ -41,7 +50,8 @@ class Engine:
 
 ENGINES = {
     "kafka": Engine("kafka"),
-    "debezium": Engine("debezium", "debezium-connector-postgres"),
+    # src/: io.cdclake.connect.TruncateAsChange (TRUNCATE events through ExtractNewRecordState)
+    "debezium": Engine("debezium", "debezium-connector-postgres", sources=("src",)),
     "spark": Engine("spark"),
 }
 
@@ -89,7 +99,7 @@ def installed(engine: str) -> Path:
 def resolve(engine: str, progress=print) -> bool:
     """Copy an engine's pinned jars into the cache. Returns True if anything was fetched."""
     target = ENGINES[engine]
-    digest = hashlib.sha256(target.pom.read_bytes()).hexdigest()
+    digest = _digest(target)
     stamp = _stamp(target)
     if stamp.exists() and stamp.read_text().strip() == digest and any(target.jars.glob("*.jar")):
         return False
@@ -105,9 +115,41 @@ def resolve(engine: str, progress=print) -> bool:
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise MavenError(_maven_failure(engine, result.stdout + result.stderr))
+    if target.sources:
+        _compile(target, progress)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest + "\n")
     return True
+
+
+def _digest(target: Engine) -> str:
+    digest = hashlib.sha256(target.pom.read_bytes())
+    for source in target.source_files:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _compile(target: Engine, progress) -> None:
+    """javac our sources against the Kafka jars, into ``<jars>/cdclake-<engine>.jar``."""
+    home = java_home()
+    javac = str(Path(home) / "bin" / "javac") if home and (Path(home) / "bin" / "javac").exists() \
+        else shutil.which("javac")
+    if not javac:
+        raise NotInstalledError("javac not found; install a Java 17 JDK (apt-get install openjdk-17-jdk-headless)")
+    progress(f"compiling cdclake's {target.name} extensions ...")
+    with tempfile.TemporaryDirectory() as build:
+        java = [str(f) for f in target.source_files if f.suffix == ".java"]
+        cmd = [javac, "--release", "17", "-d", build, "-cp", classpath("kafka"), *java]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise MavenError(f"javac failed on {target.source_files[0].parent}:\n{result.stderr.strip()[-2000:]}")
+        with zipfile.ZipFile(target.jars / f"cdclake-{target.name}.jar", "w") as jar:
+            for path in sorted(Path(build).rglob("*.class")):
+                jar.write(path, path.relative_to(build).as_posix())
+            for root in (POM_ROOT / target.name / d for d in target.sources):
+                for path in sorted(root.rglob("META-INF/**/*")):
+                    if path.is_file():
+                        jar.write(path, path.relative_to(root).as_posix())
 
 
 def _stamp(target: Engine) -> Path:

@@ -23,6 +23,7 @@ BUNDLED_MODELS = Path(__file__).resolve().parents[3] / "models"  # in a source c
 # Iceberg snapshot-summary keys that carry each layer's source position (DESIGN §4).
 BRONZE_OFFSETS_KEY = "cdclake.bronze.kafka-offsets"
 SILVER_WATERMARK_KEY = "cdclake.silver.bronze-snapshot-id"
+SILVER_TRUNCATE_KEY = "cdclake.silver.truncated-before-lsn"
 GOLD_INPUTS_KEY = "cdclake.gold.input-snapshots"
 
 # Table properties every cdclake table gets: format v2, merge-on-read row-level changes.

@@ -14,6 +14,10 @@ the MERGE's own snapshot summary, so data and position commit atomically (DESIGN
   tombstones commit before the MERGE (idempotently, the highest LSN wins), so a crash
   between the two leaves a state the rerun completes; ``cdclake maintain`` drops tombstones
   older than ``lakehouse.tombstone_retention_hours``, which must cover the replay window;
+- a TRUNCATE at LSN T removes every row whose change is older than T (a MERGE clause
+  ``WHEN NOT MATCHED BY SOURCE AND t._cdc_lsn < T THEN DELETE``, in the same commit), and
+  every change older than T, re-sent or late from another partition, is dropped; T is kept
+  in the snapshot summary (``cdclake.silver.truncated-before-lsn``) with the watermark;
 - a TOAST placeholder keeps the value: the last real value of that key in the batch,
   else the stored one; for a primary-key update (delete of the old key and create of the
   new key at the same LSN) the value comes from the old key;
@@ -29,7 +33,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cdclake.lakehouse import bronze, faults
-from cdclake.lakehouse.configuration import SILVER_WATERMARK_KEY, TABLE_PROPERTIES, LakehousePlan, TableRef
+from cdclake.lakehouse.configuration import (
+    SILVER_TRUNCATE_KEY,
+    SILVER_WATERMARK_KEY,
+    TABLE_PROPERTIES,
+    LakehousePlan,
+    TableRef,
+)
 from cdclake.lakehouse.exceptions import WatermarkError
 from cdclake.lakehouse.pgschema import Column, TableSchema, convert, is_placeholder, read_schema, schema_changes
 from cdclake.lakehouse.spark import latest_summary_value, load_table, table_exists, with_commit_properties
@@ -81,7 +91,8 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
         result.seconds = time.monotonic() - started
         return result
     events = read_bronze(spark, ref, int(watermark) if watermark else None, end)
-    result.changes, result.merged = merge(spark, ref, schema, events, end)
+    truncate = truncate_position(spark, ref, events)
+    result.changes, result.merged = merge(spark, ref, schema, events, end, truncate)
     result.seconds = time.monotonic() - started
     return result
 
@@ -135,7 +146,24 @@ def read_bronze(spark: SparkSession, ref: TableRef, after: int | None, end: int)
                 f"bronze snapshot {after}, where {ref.silver_short} stopped, was expired; run "
                 f"`cdclake rebuild silver {ref.source}` to replay silver from bronze", table=ref.source)
         reader = reader.option("start-snapshot-id", str(after)).option("end-snapshot-id", str(end))
-    return reader.load(ref.bronze).where("parse_error IS NULL AND op IN ('c', 'u', 'd', 'r')")
+    return reader.load(ref.bronze).where("parse_error IS NULL AND op IN ('c', 'u', 'd', 'r', 't')")
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """The newest TRUNCATE's LSN, and whether this batch brought it (rows must then go)."""
+
+    lsn: int
+    new: bool
+
+
+def truncate_position(spark: SparkSession, ref: TableRef, events: DataFrame) -> Truncate | None:
+    """The newest TRUNCATE known: in this batch, else the one silver already applied."""
+    stored = latest_summary_value(spark, ref.silver, SILVER_TRUNCATE_KEY)[1]
+    batch = events.where("op = 't'").agg({"lsn": "max"}).first()[0]
+    if batch is not None and (stored is None or batch > int(stored)):
+        return Truncate(int(batch), new=True)
+    return Truncate(int(stored), new=False) if stored is not None else None
 
 
 # --- resolving the changes per key -------------------------------------------------------
@@ -265,7 +293,7 @@ def tombstones_sql(ref: TableRef, schema: TableSchema, view: str) -> str:
             f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})")
 
 
-def merge_sql(ref: TableRef, schema: TableSchema, view: str) -> str:
+def merge_sql(ref: TableRef, schema: TableSchema, view: str, truncated_before: int | None = None) -> str:
     """MERGE of the resolved changes into silver (see the module docstring for the rules)."""
     on = " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}" for c in schema.keys)
     sets, names = [], []
@@ -282,23 +310,27 @@ def merge_sql(ref: TableRef, schema: TableSchema, view: str) -> str:
             "WHEN MATCHED AND s.__op = 'd' AND s._cdc_lsn >= t._cdc_lsn THEN DELETE "
             f"WHEN MATCHED AND s.__op <> 'd' AND s._cdc_lsn >= t._cdc_lsn THEN UPDATE SET {', '.join(sets)} "
             f"WHEN NOT MATCHED AND s.__op <> 'd' THEN INSERT ({', '.join(cols)}) "
-            f"VALUES ({', '.join('s.' + c for c in cols)})")
+            f"VALUES ({', '.join('s.' + c for c in cols)})"
+            + (f" WHEN NOT MATCHED BY SOURCE AND t._cdc_lsn < {truncated_before} THEN DELETE"
+               if truncated_before is not None else ""))
 
 
 def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataFrame,
-          end_snapshot: int) -> tuple[int, bool]:
+          end_snapshot: int, truncate: Truncate | None = None) -> tuple[int, bool]:
     """MERGE the events into silver with ``end_snapshot`` as the new watermark.
 
     Returns:
         (number of keys changed, whether a commit was made). No changes -> no commit.
     """
     cached: list[DataFrame] = []
-    source = after_tombstones(spark, ref, schema, merge_source(spark, ref, schema, events, cached)).persist()
+    changes = events.where(f"op <> 't' AND lsn >= {truncate.lsn}" if truncate else "op <> 't'")
+    source = after_tombstones(spark, ref, schema, merge_source(spark, ref, schema, changes, cached)).persist()
     cached.append(source)
     view = f"cdclake_changes_{ref.base}_{uuid.uuid4().hex[:8]}"
+    properties = {SILVER_WATERMARK_KEY: str(end_snapshot), **({SILVER_TRUNCATE_KEY: str(truncate.lsn)} if truncate else {})}
     try:
         count = source.count()
-        if count == 0:
+        if count == 0 and not (truncate and truncate.new):
             return 0, False
         source.createOrReplaceTempView(view)
         spark.sql(tombstones_sql(ref, schema, view))
@@ -306,9 +338,9 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
 
         def _merge():
             faults.point("silver.mid_merge", spark)
-            spark.sql(merge_sql(ref, schema, view))
+            spark.sql(merge_sql(ref, schema, view, truncate.lsn if truncate and truncate.new else None))
 
-        with_commit_properties(spark, {SILVER_WATERMARK_KEY: str(end_snapshot)}, _merge)
+        with_commit_properties(spark, properties, _merge)
         faults.point("silver.after_commit", spark)
         return count, True
     finally:
