@@ -27,7 +27,8 @@ UNWRAP = "io.debezium.transforms.ExtractNewRecordState"
 TRUNCATE = "io.cdclake.connect.TruncateAsChange"
 ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
-ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms"
+# __snapshot tells an incremental-snapshot read ("incremental") from an initial one and a change.
+ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot"
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 
 TUNING = {

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cdclake.broker.topics import topic_partitions
 from cdclake.lakehouse import bronze, gold, silver
 from cdclake.lakehouse.configuration import LakehousePlan, TableRef
 from cdclake.lakehouse.exceptions import JobsFailedError, LakehouseError
@@ -41,14 +42,6 @@ class RunReport:
 
 def layers_for(name: str) -> list[str]:
     return list(LAYERS) if name == "all" else [name]
-
-
-def topic_partitions(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
-    """Partition ids of each topic that exists (bronze resumes from its own offsets)."""
-    from cdclake.broker import clients
-
-    meta = clients.admin(bootstrap).list_topics(timeout=10)
-    return {t: sorted(meta.topics[t].partitions) for t in topics if t in meta.topics}
 
 
 def run_bronze(spark: SparkSession, plan: LakehousePlan, report: RunReport, progress: Progress,
