@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 
 @dataclass
@@ -45,15 +45,64 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+GLOBAL_VALUE_OPTIONS = ("-c", "--config", "--output")
+GLOBAL_FLAGS = ("--debug",)
+OUTPUTS = ("text", "json", "csv")
+
+
+def split_global_options(args: list[str]) -> tuple[list[str], list[str]]:
+    """``(global options, the rest)``: ``-c``, ``--output`` and ``--debug`` from anywhere before ``--``."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    tokens = iter(enumerate(args))
+    for i, arg in tokens:
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_FLAGS or ("=" in arg and arg.split("=", 1)[0] in GLOBAL_VALUE_OPTIONS[1:]):
+            hoisted.append(arg)
+        elif arg in GLOBAL_VALUE_OPTIONS and i + 1 < len(args):
+            hoisted += [arg, next(tokens)[1]]
+        else:
+            rest.append(arg)
+    return hoisted, rest
+
+
+def requested(args: list[str]) -> tuple[str, bool]:
+    """``(output, debug)`` as asked on the command line, for errors raised before the context exists."""
+    hoisted, _ = split_global_options(args)
+    output = "text"
+    for i, arg in enumerate(hoisted):
+        if arg == "--output" and i + 1 < len(hoisted):
+            output = hoisted[i + 1]
+        elif arg.startswith("--output="):
+            output = arg.split("=", 1)[1]
+    return output, "--debug" in hoisted
+
+
+class Cli(click.Group):
+    """The root group: global options are taken wherever they stand (``cdclake status --output json``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        hoisted, rest = split_global_options(args)
+        return super().parse_args(ctx, hoisted + rest)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-c", "--config", "config_path", default="pipeline.yaml", show_default=True,
               type=click.Path(path_type=Path), help="pipeline config file")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--debug", is_flag=True, help="show tracebacks")
+@click.option("--output", type=click.Choice(OUTPUTS), default="text", show_default=True,
+              help="text for people, json for machines; csv for `sql` only")
+@click.option("--debug", is_flag=True, help="show tracebacks and engine logs")
 @click.version_option(package_name="cdclake")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, output: str, debug: bool) -> None:
-    """cdclake: PostgreSQL to an Apache Iceberg lakehouse through Debezium and Kafka."""
+    """cdclake: PostgreSQL to an Apache Iceberg lakehouse through Debezium and Kafka.
+
+    Global options (-c, --output, --debug) go before or after the command.
+    """
+    if output == "csv" and ctx.invoked_subcommand != "sql":
+        raise click.UsageError("--output csv is for `cdclake sql`; other commands print text or json")
     ctx.obj = Context(config_path=config_path, output=output, debug=debug, overrides={})
 
 
@@ -62,19 +111,24 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
     except CdclakeError as exc:
-        if "--debug" in sys.argv:
-            traceback.print_exc()
-        if "--output" in sys.argv and "json" in sys.argv:
-            click.echo(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
-        click.echo(f"error: {exc}", err=True)
+        _report(exc, *requested(sys.argv[1:]))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
+
+
+def _report(exc: CdclakeError, output: str, debug: bool) -> None:
+    """One line on stderr (and a JSON document on stdout for ``--output json``); the traceback with --debug."""
+    if debug:
+        traceback.print_exc()
+    if output == "json":
+        click.echo(json.dumps({"error": type(exc).__name__, "exit_code": int(exc.exit_code), "message": str(exc)}))
+    click.echo(f"error: {exc}", err=True)
 
 
 def _register_commands() -> None:

@@ -7,16 +7,15 @@ import time
 import click
 
 from cdclake.cli import Context, cli, pass_ctx
+from cdclake.commands.source import workload_options
 
 STEPS = 8
 
 
 @cli.command()
-@click.option("--seconds", type=float, default=30, show_default=True, help="how long the workload runs")
-@click.option("--rate", type=float, default=300, show_default=True, help="workload changes per second")
-@click.option("--seed", type=int, default=42, show_default=True)
+@workload_options
 @pass_ctx
-def demo(ctx: Context, seconds: float, rate: float, seed: int) -> None:
+def demo(ctx: Context, rate: float, duration: float, seed: int) -> None:
     """up -> source init -> demo data -> connector -> workload -> run all -> gold + freshness -> verify."""
     from cdclake.capture import service
     from cdclake.lakehouse import runner
@@ -41,8 +40,8 @@ def demo(ctx: Context, seconds: float, rate: float, seed: int) -> None:
     init_source(pipeline, progress=lambda m: click.echo(f"  {m}"))
     say("applying the Debezium connector (snapshot, then streaming)")
     service.apply(pipeline, progress=lambda m: click.echo(f"  {m}"))
-    say(f"running the workload: {rate:.0f} changes/s for {seconds:.0f}s")
-    result = Workload(pipeline, seed=seed).run(rate=rate, duration=seconds, progress=lambda m: click.echo(f"  {m}"))
+    say(f"running the workload: {rate:.0f} changes/s for {duration:.0f}s")
+    result = Workload(pipeline, seed=seed).run(rate=rate, duration=duration, progress=lambda m: click.echo(f"  {m}"))
     summary = result.summary()
     click.echo(f"  {summary['ops']} changes in {summary['transactions']} transactions "
                f"({summary['achieved_rate']:.0f}/s achieved)")

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from cdclake.config.exceptions import ConfigError
 from cdclake.orchestration.configuration import AirflowConfig
 from cdclake.stream.configuration import StreamConfig
 
@@ -109,6 +110,27 @@ class SourceConfig(ManagedOrAddress):
     def _one_kind(self) -> SourceConfig:
         self._resolve_kind("dsn")
         return self
+
+    def resolve_table(self, name: str) -> TableName:
+        """The configured table a user named: ``schema.table``, or ``table`` for ``public``.
+
+        Every command that takes a table (``run -t``, ``verify``, ``rebuild``, ``maintain -t``,
+        ``connector snapshot``, the job script's ``--tables``) resolves it here, before any work.
+
+        Example:
+            >>> SourceConfig(tables=["users", "sales.orders"]).resolve_table("users")
+            'public.users'
+
+        Raises:
+            ConfigError: not a configured table; the message lists the configured ones.
+        """
+        qualified = name if "." in name else f"public.{name}"
+        for table in self.tables:
+            if table == qualified:
+                return TableName(table)
+        known = ", ".join(self.tables) or "none"
+        raise ConfigError(f"unknown table {name!r}; configured tables (source.tables): {known}. "
+                          "Name one as schema.table, or table for the public schema", key="source.tables")
 
 
 class KafkaConfig(ManagedOrAddress):

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 from cdclake.orchestration.exceptions import AirflowNotInstalledError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]  # in a source checkout
@@ -30,7 +30,7 @@ PIP_TIMEOUT = 1800
 
 
 class AirflowInstallError(CdclakeError):
-    exit_code = 3
+    exit_code = ExitCode.NOT_INSTALLED
 
 
 def venv_python(venv: Path = VENV) -> Path:

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from cdclake.config import Pipeline
-from cdclake.source import connection
+from cdclake.source import DEFAULT_SEED, connection
 from cdclake.source.demo import DEPARTMENTS, EXTREME_PRICES, STATUSES, RowGenerator
 
 
@@ -60,7 +60,7 @@ MIX = {
 
 
 class Workload:
-    def __init__(self, pipeline: Pipeline, seed: int = 1, schema: str = "public", record: bool = False,
+    def __init__(self, pipeline: Pipeline, seed: int = DEFAULT_SEED, schema: str = "public", record: bool = False,
                  durable: bool = False):
         self.pipeline, self.schema, self.record, self.durable = pipeline, schema, record, durable
         self.rng = random.Random(seed)
