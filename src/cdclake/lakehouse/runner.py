@@ -39,6 +39,17 @@ class RunReport:
             raise JobsFailedError(self.failures)
 
 
+def failure_reason(exc: BaseException) -> str:
+    """Spark's own reason for a failure, in one line.
+
+    PySpark's ``CapturedException`` (``StreamingQueryException`` among them) has no
+    ``getMessage()``; its ``desc`` is the JVM message, while ``str()`` appends the JVM
+    stack trace. Any other exception gives its ``str()``, or its type when that is empty.
+    """
+    text = (getattr(exc, "desc", None) or str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def layers_for(name: str) -> list[str]:
     return list(LAYERS) if name == "all" else [name]
 
@@ -72,7 +83,7 @@ def run_bronze(spark: SparkSession, plan: LakehousePlan, report: RunReport, prog
             report.bronze[ref.source] = "drained"
             progress(f"bronze {ref.bronze_short}: drained {ref.topic}")
         except StreamingQueryException as exc:
-            report.failures[ref.source] = f"bronze: {exc.getMessage().splitlines()[0]}"
+            report.failures[ref.source] = f"bronze: {failure_reason(exc)}"
     return queries
 
 
@@ -131,7 +142,7 @@ def run_continuous(spark: SparkSession, plan: LakehousePlan, layers: list[str], 
         try:
             run_silver_table(spark, plan, ref, report, progress)
         except Exception as exc:  # noqa: BLE001 - Py4J/Spark errors of any kind
-            report.failures[ref.source] = f"silver: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            report.failures[ref.source] = f"silver: {failure_reason(exc)}"
             progress(f"silver {ref.silver_short}: failed, retrying on the next batch: {report.failures[ref.source]}")
 
     queries = []
@@ -148,7 +159,7 @@ def run_continuous(spark: SparkSession, plan: LakehousePlan, layers: list[str], 
                 run_gold(spark, plan, report, progress)
             for ref, query in queries:
                 if query.exception() is not None:
-                    report.failures[ref.source] = f"bronze: {query.exception().getMessage().splitlines()[0]}"
+                    report.failures[ref.source] = f"bronze: {failure_reason(query.exception())}"
     except KeyboardInterrupt:
         progress("stopping ...")
     finally:
