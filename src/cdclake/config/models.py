@@ -109,7 +109,18 @@ class SourceConfig(ManagedOrAddress):
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:
         self._resolve_kind("dsn")
+        self._database_from_dsn()
         return self
+
+    def _database_from_dsn(self) -> None:
+        """source.database is the DSN's database: taken from it, or an error when they differ."""
+        in_dsn = urlsplit(self.dsn).path.lstrip("/") if self.dsn else ""
+        if not in_dsn or in_dsn == self.database:
+            return
+        if "database" in self.model_fields_set:
+            raise ValueError(f"source.dsn names database {in_dsn!r} but source.database is {self.database!r}; "
+                             f"make them the same (or drop source.database: it defaults to the DSN's)")
+        self.database = _check_ident(in_dsn, "the database in source.dsn")
 
     def resolve_table(self, name: str) -> TableName:
         """The configured table a user named: ``schema.table``, or ``table`` for ``public``.
