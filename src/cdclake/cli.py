@@ -31,6 +31,27 @@ class Context:
 
         return load(self.config_path, {**self.overrides, **overrides})
 
+    def plan(self, tables: tuple[str, ...] | list[str] = ()):
+        """The lakehouse plan, restricted to ``tables`` (resolved before any engine starts).
+
+        Engine logs go to files under the state dir; ``--debug`` brings them to the console.
+        """
+        import dataclasses
+
+        from cdclake.lakehouse.configuration import plan_from_pipeline
+
+        plan = plan_from_pipeline(self.pipeline(), list(tables) or None)
+        return dataclasses.replace(plan, log_dir=None) if self.debug else plan
+
+    def spark(self, plan, app: str):
+        """The Spark session, naming the file its engine logs go to."""
+        from cdclake.lakehouse.spark import log_file, session
+
+        spark = session(plan, app)
+        if log_file(plan):
+            self.progress(f"Spark's logs: {log_file(plan)} (--debug shows them here)")
+        return spark
+
     def progress(self, message: str) -> None:
         """Progress goes to stderr so ``--output json`` stays one document on stdout."""
         click.echo(message, err=True)

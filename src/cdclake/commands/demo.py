@@ -19,8 +19,6 @@ def demo(ctx: Context, rate: float, duration: float, seed: int) -> None:
     """up -> source init -> demo data -> connector -> workload -> run all -> gold + freshness -> verify."""
     from cdclake.capture import service
     from cdclake.lakehouse import runner
-    from cdclake.lakehouse.configuration import plan_from_pipeline
-    from cdclake.lakehouse.spark import session
     from cdclake.query.engines import run_sql
     from cdclake.query.render import as_table
     from cdclake.source.demo import create_demo
@@ -47,8 +45,8 @@ def demo(ctx: Context, rate: float, duration: float, seed: int) -> None:
                f"({summary['achieved_rate']:.0f}/s achieved)")
     service.wait_caught_up(pipeline, service.current_lsn(pipeline))
     say("running bronze -> silver -> gold on Spark + Iceberg")
-    plan = plan_from_pipeline(pipeline)
-    spark = session(plan, "cdclake-demo")
+    plan = ctx.plan()
+    spark = ctx.spark(plan, "cdclake-demo")
     run = runner.run(spark, plan, runner.layers_for("all"), progress=lambda m: click.echo(f"  {m}"))
     run.raise_on_failure()
     visible_at = time.time()

@@ -6,21 +6,7 @@ import click
 
 from cdclake.cli import Context, cli, pass_ctx
 
-
 TABLE_HELP = "only this source table: schema.table, or table for public (repeatable)"
-
-
-def _plan(ctx: Context, tables: tuple[str, ...] | list[str] = ()):
-    """The plan, restricted to ``tables`` (resolved before any engine starts)."""
-    from cdclake.lakehouse.configuration import plan_from_pipeline
-
-    return plan_from_pipeline(ctx.pipeline(), list(tables) or None)
-
-
-def _spark(plan, app: str):
-    from cdclake.lakehouse.spark import session
-
-    return session(plan, app)
 
 
 @cli.command()
@@ -35,8 +21,8 @@ def run(ctx: Context, layer: str, continuous: bool, available_now: bool, tables:
 
     if continuous and available_now:
         raise click.UsageError("give --continuous or --available-now, not both")
-    plan = _plan(ctx, tables)
-    spark = _spark(plan, f"cdclake-{layer}")
+    plan = ctx.plan(tables)
+    spark = ctx.spark(plan, f"cdclake-{layer}")
     layers = runner.layers_for(layer)
     job = runner.run_continuous if continuous else runner.run
     report = job(spark, plan, layers, progress=ctx.progress)
@@ -74,9 +60,9 @@ def rebuild_silver(ctx: Context, table: str) -> None:
     """Drop the silver table of source TABLE (schema.table, or table for public) and replay it from bronze."""
     from cdclake.lakehouse import silver
 
-    plan = _plan(ctx, [table])
+    plan = ctx.plan([table])
     ref = plan.tables[0]
-    result = silver.rebuild(_spark(plan, "cdclake-rebuild"), plan, ref)
+    result = silver.rebuild(ctx.spark(plan, "cdclake-rebuild"), plan, ref)
     ctx.emit(result.__dict__, lambda r: f"rebuilt {ref.silver_short}: {r['changes']} key(s) from bronze "
                                         f"snapshot {r['bronze_snapshot']} in {r['seconds']:.1f}s")
 
@@ -90,9 +76,9 @@ def maintain(ctx: Context, dry_run: bool, tables: tuple[str, ...]) -> None:
     """Compact, expire snapshots, remove orphan files, rewrite manifests of every table."""
     from cdclake.lakehouse.maintenance import maintain as run_maintenance
 
-    plan = _plan(ctx, tables)
+    plan = ctx.plan(tables)
     only = [f"{layer}_{ref.base}" for ref in plan.tables for layer in ("bronze", "silver")] if tables else None
-    results = run_maintenance(_spark(plan, "cdclake-maintain"), plan, dry_run=dry_run, progress=ctx.progress,
+    results = run_maintenance(ctx.spark(plan, "cdclake-maintain"), plan, dry_run=dry_run, progress=ctx.progress,
                               only=only)
     ctx.emit([r.__dict__ for r in results], lambda rs: f"{len(rs)} table(s) {'inspected' if dry_run else 'maintained'}")
 
@@ -112,7 +98,7 @@ def sql(ctx: Context, statement: str, engine: str) -> None:
     from cdclake.query.engines import run_sql
     from cdclake.query.render import RENDERERS
 
-    result = run_sql(_plan(ctx), statement, engine)
+    result = run_sql(ctx.plan(), statement, engine)
     click.echo(RENDERERS[ctx.output](result))
 
 

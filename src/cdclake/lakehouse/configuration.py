@@ -121,6 +121,7 @@ class LakehousePlan:
     retention_days: int = 7
     orphan_age_hours: int = 72
     source_connect: Callable[..., psycopg.Connection] | None = field(default=None, compare=False, repr=False)
+    log_dir: Path | None = None  # a local Spark's engine logs go to a file here; None: the console
 
     def table(self, name: str) -> TableRef:
         """The configured table called ``name`` (``users``, ``public.users`` or ``silver_users``).
@@ -181,6 +182,7 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
         retention_days=lake.snapshot_retention_days,
         orphan_age_hours=lake.orphan_file_age_hours,
         source_connect=functools.partial(connection.connect, pipeline),
+        log_dir=pipeline.state_dir / "logs",
     )
 
 
