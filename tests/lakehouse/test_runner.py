@@ -45,3 +45,27 @@ def test_failing_bronze_query_reports_sparks_reason_in_one_line(monkeypatch):
 def test_failure_reason_of_other_errors():
     assert runner.failure_reason(ValueError("bad\nsecond line")) == "bad"
     assert runner.failure_reason(KeyError()) == "KeyError"
+
+
+class DrainedQuery:
+    recentProgress = [{"numInputRows": 5}, {"numInputRows": 7}]  # noqa: N815 - PySpark's name
+
+    def awaitTermination(self) -> None:  # noqa: N802
+        return None
+
+
+def test_bronze_reports_tables_done_of_total_with_events(monkeypatch):
+    monkeypatch.setattr(runner, "topic_partitions", lambda bootstrap, topics: {})
+    monkeypatch.setattr(bronze, "start", lambda *args, **kwargs: DrainedQuery())
+    lines = []
+    runner.run_bronze(None, plan(), runner.RunReport(["bronze"]), progress=lines.append)
+    assert [line.split(",")[0] for line in lines] == ["bronze: 1/2 tables (50%)", "bronze: 2/2 tables (100%)"]
+    assert lines[-1].endswith(": cdc_db.bronze_sales_orders drained cdc.sales.orders (12 events)")
+
+
+def test_meter_shows_done_of_total_rate_and_eta():
+    from cdclake.progress import Meter
+
+    meter = Meter("load", 6000, "changes", start=0.0)
+    assert meter.line(1200, now=6.0) == "load: 1200/6000 changes (20%), 200/s, ETA 24s"
+    assert Meter("load", 0, "changes", start=0.0).line(10, "x", now=1.0) == "load: 10/? changes, 10/s: x"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cdclake.lakehouse import bronze, gold, silver
 from cdclake.lakehouse.configuration import LakehousePlan, TableRef
 from cdclake.lakehouse.exceptions import JobsFailedError, LakehouseError
+from cdclake.progress import Meter
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -77,11 +78,13 @@ def run_bronze(spark: SparkSession, plan: LakehousePlan, report: RunReport, prog
             report.failures[ref.source] = str(exc)
     if not available_now:
         return queries
-    for ref, query in queries:
+    meter = Meter("bronze", len(queries), "tables")
+    for done, (ref, query) in enumerate(queries, 1):
         try:
             query.awaitTermination()
             report.bronze[ref.source] = "drained"
-            progress(f"bronze {ref.bronze_short}: drained {ref.topic}")
+            events = sum(p.get("numInputRows", 0) for p in query.recentProgress)
+            progress(meter.line(done, f"{ref.bronze_short} drained {ref.topic} ({events} events)"))
         except StreamingQueryException as exc:
             report.failures[ref.source] = f"bronze: {failure_reason(exc)}"
     return queries
@@ -122,9 +125,11 @@ def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: P
     if "bronze" in layers:
         run_bronze(spark, plan, report, progress)
     if "silver" in layers:
-        for ref in plan.tables:
-            if ref.source not in report.failures:
-                run_silver_table(spark, plan, ref, report, progress)
+        todo = [ref for ref in plan.tables if ref.source not in report.failures]
+        meter = Meter("silver", len(todo), "tables")
+        for done, ref in enumerate(todo, 1):
+            run_silver_table(spark, plan, ref, report, progress)
+            progress(meter.line(done))
     if "gold" in layers:
         run_gold(spark, plan, report, progress)
     return report
