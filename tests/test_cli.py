@@ -211,3 +211,16 @@ def test_workload_flags_and_defaults_are_shared_and_shown(cdclake, verb):
     out = cdclake(verb, "--help").out
     for flag, default in (("--rate", "200.0"), ("--duration", "30.0"), ("--seed", "42")):
         assert re.search(rf"{flag} \w+.*?\[default: {re.escape(default)}\]", out, re.DOTALL), (flag, out)
+
+
+def test_setup_installs_airflow_only_when_asked(cdclake, monkeypatch):
+    import cdclake.install.airflow as airflow_install
+    import cdclake.install.setup as setup
+
+    monkeypatch.setattr(setup, "ensure_postgres", lambda progress: "present")
+    monkeypatch.setattr(setup.jvm, "java_bin", lambda: "java")
+    monkeypatch.setattr(setup.jvm, "resolve", lambda engine, progress: False)
+    monkeypatch.setattr(setup, "ensure_python_extras", lambda progress: "present")
+    monkeypatch.setattr(airflow_install, "ensure_airflow", lambda progress: "installed")
+    assert json.loads(cdclake("setup", "--output", "json").out)["airflow"].startswith("skipped")
+    assert json.loads(cdclake("setup", "--airflow", "--output", "json").out)["airflow"] == "installed"

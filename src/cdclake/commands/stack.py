@@ -9,7 +9,7 @@ from cdclake.cli import Context, cli, pass_ctx
 
 @cli.command()
 @click.option("--kafka-nodes", type=click.Choice(["1", "3"]), default=None,
-              help="managed Kafka: one node, or the reference's three-node quorum")
+              help="managed Kafka: one node, or the reference's three-node quorum  [default: kafka.nodes]")
 @pass_ctx
 def up(ctx: Context, kafka_nodes: str | None) -> None:
     """Start the local stack: PostgreSQL, Kafka (KRaft), Kafka Connect + Debezium."""
