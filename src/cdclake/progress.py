@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Meter:
-    """Counts ``unit``s of a step towards ``total`` (0: unknown) since ``start``."""
+    """Counts ``unit``s of a step towards ``total`` (0: unknown) since ``start``.
+
+    ``per_second`` shows the rate (rows, changes); a count of tables shows only the ETA.
+    """
 
     label: str
     total: int
     unit: str
     start: float = field(default_factory=time.monotonic)
+    per_second: bool = True
 
     def line(self, done: int, detail: str = "", now: float | None = None) -> str:
         elapsed = (time.monotonic() if now is None else now) - self.start
@@ -26,7 +30,8 @@ class Meter:
         text = f"{self.label}: {done}/{self.total or '?'} {self.unit}"
         if self.total:
             text += f" ({done / self.total:.0%})"
-        text += f", {rate:.0f}/s"
+        if self.per_second:
+            text += f", {rate:.0f}/s"
         if self.total and rate and done < self.total:
             text += f", ETA {(self.total - done) / rate:.0f}s"
         return f"{text}: {detail}" if detail else text

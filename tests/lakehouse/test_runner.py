@@ -59,7 +59,8 @@ def test_bronze_reports_tables_done_of_total_with_events(monkeypatch):
     monkeypatch.setattr(bronze, "start", lambda *args, **kwargs: DrainedQuery())
     lines = []
     runner.run_bronze(None, plan(), runner.RunReport(["bronze"]), progress=lines.append)
-    assert [line.split(",")[0] for line in lines] == ["bronze: 1/2 tables (50%)", "bronze: 2/2 tables (100%)"]
+    assert [line.split(":")[1].split(",")[0] for line in lines] == [" 1/2 tables (50%)", " 2/2 tables (100%)"]
+    assert "ETA" in lines[0] and "/s" not in lines[0]
     assert lines[-1].endswith(": cdc_db.bronze_sales_orders drained cdc.sales.orders (12 events)")
 
 

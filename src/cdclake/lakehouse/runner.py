@@ -78,7 +78,7 @@ def run_bronze(spark: SparkSession, plan: LakehousePlan, report: RunReport, prog
             report.failures[ref.source] = str(exc)
     if not available_now:
         return queries
-    meter = Meter("bronze", len(queries), "tables")
+    meter = Meter("bronze", len(queries), "tables", per_second=False)
     for done, (ref, query) in enumerate(queries, 1):
         try:
             query.awaitTermination()
@@ -126,7 +126,7 @@ def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: P
         run_bronze(spark, plan, report, progress)
     if "silver" in layers:
         todo = [ref for ref in plan.tables if ref.source not in report.failures]
-        meter = Meter("silver", len(todo), "tables")
+        meter = Meter("silver", len(todo), "tables", per_second=False)
         for done, ref in enumerate(todo, 1):
             run_silver_table(spark, plan, ref, report, progress)
             progress(meter.line(done))
