@@ -224,3 +224,9 @@ def test_setup_installs_airflow_only_when_asked(cdclake, monkeypatch):
     monkeypatch.setattr(airflow_install, "ensure_airflow", lambda progress: "installed")
     assert json.loads(cdclake("setup", "--output", "json").out)["airflow"].startswith("skipped")
     assert json.loads(cdclake("setup", "--airflow", "--output", "json").out)["airflow"] == "installed"
+
+
+@pytest.mark.parametrize("args", [["status"], ["connector", "snapshot"], ["sql"]])
+def test_every_help_names_the_global_options(cdclake, args):
+    out = " ".join(cdclake(*args, "--help").out.split())
+    assert "Global options, before or after the command: -c/--config PATH" in out

@@ -161,6 +161,19 @@ def _register_commands() -> None:
 
     for info in pkgutil.iter_modules(commands.__path__):
         importlib.import_module(f"cdclake.commands.{info.name}")
+    _note_global_options(cli)
+
+
+GLOBAL_EPILOG = ("Global options, before or after the command: -c/--config PATH (default pipeline.yaml), "
+                 "--output text|json (csv for sql), --debug.")
+
+
+def _note_global_options(group: click.Group) -> None:
+    """Every command's --help ends with the global options it also takes."""
+    for command in group.commands.values():
+        command.epilog = command.epilog or GLOBAL_EPILOG
+        if isinstance(command, click.Group):
+            _note_global_options(command)
 
 
 _register_commands()
