@@ -17,13 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[lakehouse,dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## install everything: Python packages, PostgreSQL (apt), JVM engines (Maven); idempotent
+setup: $(STAMP) ## install the pipeline: Python packages, PostgreSQL (apt), JVM engines (Maven); idempotent
 	$(BIN)/cdclake setup
+
+airflow: $(STAMP) ## also install Apache Airflow into .venv-airflow (for `cdclake airflow up` and its tests)
+	$(BIN)/cdclake setup --airflow
 
 demo: setup ## run the whole pipeline on the embedded local stack
 	$(BIN)/cdclake demo
 
-test: setup ## run unit and integration tests on the real local stack
+test: airflow ## run unit and integration tests on the real local stack (the DAG tests need Airflow)
 	$(BIN)/pytest -q
 
 unit: $(STAMP) ## run the fast unit tests only (no stack)
@@ -44,4 +47,4 @@ down: ## stop the local stack
 clean: ## stop the stack and delete its state (.cdclake/)
 	-$(BIN)/cdclake down --purge
 
-.PHONY: help setup demo test unit bench up down clean
+.PHONY: help setup airflow demo test unit bench up down clean

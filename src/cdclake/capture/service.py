@@ -181,9 +181,7 @@ def snapshot_table(pipeline: Pipeline, table: str) -> str:
 
     Streaming goes on meanwhile; the snapshot's rows arrive as op ``r``.
     """
-    qualified = table if "." in table else f"public.{table}"
-    if qualified not in pipeline.source.tables:
-        raise CaptureError(f"{table} is not a captured table; captured: {', '.join(pipeline.source.tables)}")
+    qualified = pipeline.source.resolve_table(table)
     signal_id = f"cdclake-{uuid.uuid4()}"
     data = json.dumps({"data-collections": [qualified], "type": "incremental"})
     from psycopg import sql

@@ -9,7 +9,7 @@ from cdclake.cli import Context, cli, pass_ctx
 
 @cli.command()
 @click.option("--kafka-nodes", type=click.Choice(["1", "3"]), default=None,
-              help="managed Kafka: one node, or the reference's three-node quorum")
+              help="managed Kafka: one node, or the reference's three-node quorum  [default: kafka.nodes]")
 @pass_ctx
 def up(ctx: Context, kafka_nodes: str | None) -> None:
     """Start the local stack: PostgreSQL, Kafka (KRaft), Kafka Connect + Debezium."""
@@ -38,9 +38,22 @@ def down(ctx: Context, purge: bool) -> None:
     """Stop exactly what `up` started: gracefully, then by force after a timeout."""
     from cdclake.stack.stack import down as stop_stack
 
-    report = stop_stack(ctx.pipeline(), purge=purge, progress=ctx.progress)
+    report = stop_stack(_pipeline_without_tables(ctx), purge=purge, progress=ctx.progress)
     ctx.emit(report.__dict__, lambda r: ("stopped: " + ", ".join(r["stopped"]) if r["stopped"]
                                          else "nothing was running") + (" (data deleted)" if r["purged"] else ""))
+
+
+def _pipeline_without_tables(ctx: Context):
+    """The pipeline for `down`, which needs no table: a bad source.tables must not keep the stack running."""
+    from cdclake.config import ConfigError
+
+    try:
+        return ctx.pipeline()
+    except ConfigError as exc:
+        if not (exc.key or "").startswith("source.tables"):
+            raise
+        ctx.progress(f"warning: {exc} (ignored: down needs no table)")
+        return ctx.pipeline(**{"source.tables": []})
 
 
 @cli.command()

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from cdclake.config.exceptions import ConfigError
 from cdclake.orchestration.configuration import AirflowConfig
 from cdclake.stream.configuration import StreamConfig
 
@@ -108,7 +109,39 @@ class SourceConfig(ManagedOrAddress):
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:
         self._resolve_kind("dsn")
+        self._database_from_dsn()
         return self
+
+    def _database_from_dsn(self) -> None:
+        """source.database is the DSN's database: taken from it, or an error when they differ."""
+        in_dsn = urlsplit(self.dsn).path.lstrip("/") if self.dsn else ""
+        if not in_dsn or in_dsn == self.database:
+            return
+        if "database" in self.model_fields_set:
+            raise ValueError(f"source.dsn names database {in_dsn!r} but source.database is {self.database!r}; "
+                             f"make them the same (or drop source.database: it defaults to the DSN's)")
+        self.database = _check_ident(in_dsn, "the database in source.dsn")
+
+    def resolve_table(self, name: str) -> TableName:
+        """The configured table a user named: ``schema.table``, or ``table`` for ``public``.
+
+        Every command that takes a table (``run -t``, ``verify``, ``rebuild``, ``maintain -t``,
+        ``connector snapshot``, the job script's ``--tables``) resolves it here, before any work.
+
+        Example:
+            >>> SourceConfig(tables=["users", "sales.orders"]).resolve_table("users")
+            'public.users'
+
+        Raises:
+            ConfigError: not a configured table; the message lists the configured ones.
+        """
+        qualified = name if "." in name else f"public.{name}"
+        for table in self.tables:
+            if table == qualified:
+                return TableName(table)
+        known = ", ".join(self.tables) or "none"
+        raise ConfigError(f"unknown table {name!r}; configured tables (source.tables): {known}. "
+                          "Name one as schema.table, or table for the public schema", key="source.tables")
 
 
 class KafkaConfig(ManagedOrAddress):

@@ -2,7 +2,8 @@
 
 - the PostgreSQL server, from Debian's packages, if it is missing;
 - the JVM engines, resolved by Maven from the pinned poms into ``~/.cache/cdclake/jvm``;
-- the Python extras for the lakehouse (PySpark, pyiceberg, DuckDB), from PyPI.
+- the Python extras for the lakehouse (PySpark, pyiceberg, DuckDB), from PyPI;
+- with ``--airflow`` only, Apache Airflow into its own virtualenv (``.venv-airflow``).
 
 After the first run everything comes from caches: a second run makes no network call.
 """
@@ -23,13 +24,17 @@ from cdclake.stack.postgres import PG_VERSION, pg_bin
 PYTHON_EXTRAS = {"pyspark": "pyspark", "pyiceberg": "pyiceberg", "duckdb": "duckdb"}
 
 
-def run_setup(progress=print) -> dict[str, str]:
+def run_setup(progress=print, airflow: bool = False) -> dict[str, str]:
+    """Install what the pipeline needs; Airflow (its own virtualenv, the longest step) only if asked."""
     report = {"postgresql": ensure_postgres(progress)}
     jvm.java_bin()
     for engine in jvm.ENGINES:
         fetched = jvm.resolve(engine, progress)
         report[f"jars.{engine}"] = f"{'fetched into' if fetched else 'cached in'} {jvm.ENGINES[engine].jars}"
     report["python"] = ensure_python_extras(progress)
+    if not airflow:
+        report["airflow"] = "skipped (cdclake setup --airflow, or make airflow, installs it)"
+        return report
     from cdclake.install.airflow import ensure_airflow
 
     report["airflow"] = ensure_airflow(progress)

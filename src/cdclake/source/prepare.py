@@ -49,16 +49,25 @@ def init_source(pipeline: Pipeline, progress=print) -> InitReport:
         raise SourceError(f"cannot connect to the source database: {_one_line(exc)}; check source.dsn and "
                           "the password (CDCLAKE__SOURCE__PASSWORD), or run `cdclake up`") from exc
     with conn:
-        check_settings(conn)
-        check_tables(conn, src.tables)
-        _ensure_cdc_tables(conn, src.cdc_schema, report)
-        password = capture_password(pipeline)
-        _ensure_role(conn, src.capture_user, password, report)
-        _grant(conn, src.database, src.capture_user, capture_tables(pipeline), src.cdc_schema)
-        _ensure_publication(conn, src.publication, capture_tables(pipeline), report)
+        try:
+            _prepare(conn, pipeline, report)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise SourceError(f"source init lacks a privilege: {_one_line(exc)}; connect (source.dsn) as the "
+                              "database owner with CREATEROLE, or grant what is named") from exc
     for item in report.created:
         progress(f"created {item}")
     return report
+
+
+def _prepare(conn: psycopg.Connection, pipeline: Pipeline, report: InitReport) -> None:
+    src = pipeline.source
+    check_settings(conn)
+    check_tables(conn, src.tables)
+    _ensure_cdc_tables(conn, src.cdc_schema, report)
+    _ensure_role(conn, src.capture_user, capture_password(pipeline), report)
+    # The database this connection is on: the one Debezium reads (source.dsn's, or source.database).
+    _grant(conn, conn.info.dbname, src.capture_user, capture_tables(pipeline), src.cdc_schema)
+    _ensure_publication(conn, src.publication, capture_tables(pipeline), report)
 
 
 def check_settings(conn: psycopg.Connection) -> None:
