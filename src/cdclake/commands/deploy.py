@@ -1,4 +1,4 @@
-"""``cdclake deploy render``: the AWS deployment from pipeline.yaml."""
+"""``cdclake deploy render`` and ``cdclake cost``: the AWS deployment from pipeline.yaml."""
 
 from __future__ import annotations
 
@@ -32,3 +32,17 @@ def _render_report(report: dict) -> str:
     lines += [f"provide {report['out_dir']}/{path} before terraform apply (docs/aws.md, step 2)"
               for path in report["to_provide"]]
     return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--prices", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="a price table YAML instead of the bundled one")
+@pass_ctx
+def cost(ctx: Context, prices: Path | None) -> None:
+    """Monthly AWS cost: MSK vs self-managed Kafka, Debezium, Glue, Airflow, each line's arithmetic."""
+    from cdclake.deploy.cost import estimate, load_prices, render_table
+
+    pipeline = ctx.pipeline()
+    table = load_prices(prices or pipeline.deploy.cost.price_file)
+    result = estimate(pipeline, table)
+    ctx.emit(result.as_dict(), lambda _: render_table(result))

@@ -87,11 +87,10 @@ class AwsDeployConfig(_Model):
 class CostConfig(_Model):
     """Sizing of ``cdclake cost`` (the reference's table: 3 nodes, 6 TB retained)."""
 
-    retained_tb: float = Field(6.0, gt=0, description="data kept on the brokers, TB (before replication)")
-    transfer_gb: float = Field(2000.0, ge=0, description="cross-AZ replication and consumer traffic, GB/month")
-    msk_instance_type: str = "kafka.m5.large"
-    glue_dpu_hours: float | None = Field(None, ge=0, description="default: the DAG's hourly runs x workers x job minutes")
-    glue_job_minutes: float = Field(5.0, gt=0, description="average run time of each hourly Glue job")
+    retained_tb: float = Field(6.0, gt=0, description="data kept on the brokers, TB (1000 GB), before replication")
+    produced_gb: float = Field(2000.0, ge=0, description="data written to Kafka per month, GB")
+    msk_brokers: int = Field(3, ge=1, description="MSK brokers of the comparison (kafka.m5.large, as the reference)")
+    glue_job_minutes: float = Field(5.0, gt=0, description="average billed run time of each Glue job run")
     price_file: str | None = Field(None, description="a price table YAML instead of the bundled one")
 
 
