@@ -106,6 +106,15 @@ def test_deployed_pipeline_loads_and_targets_aws(rendered):
     assert not deployed.source.is_managed
 
 
+def test_deployed_connector_reads_the_password_from_the_task_secret(rendered):
+    from cdclake.capture.connector import connector_config
+
+    text = (ROOT / "deploy" / "terraform" / "modules" / "debezium" / "main.tf").read_text()
+    config = connector_config(load(rendered / "artifacts" / "pipeline.yaml", environ={}))
+    assert config["database.password"] == "${env:CDCLAKE_SOURCE_PASSWORD}"
+    assert 'password_env = "CDCLAKE_SOURCE_PASSWORD"' in text
+
+
 def test_no_secret_in_the_rendered_files(rendered):
     for path in [rendered / TFVARS, rendered / "artifacts" / "pipeline.yaml"]:
         assert "password=" not in path.read_text() and "PASSWORD\"" not in path.read_text()

@@ -152,6 +152,9 @@ class ConnectConfig(ManagedOrAddress):
     secrets_file: str | None = Field(
         None, description="path ON THE CONNECT WORKER of a properties file with password=...; "
                           "default: the local state dir's secrets/debezium.properties")
+    password_env: str | None = Field(
+        None, description="environment variable ON THE CONNECT WORKER holding the password (${env:...}); "
+                          "the AWS deployment's Fargate tasks get CDCLAKE_SOURCE_PASSWORD from Secrets Manager")
     overrides: dict[str, str] = Field(default_factory=dict, description="extra Debezium connector keys")
 
     @model_validator(mode="after")

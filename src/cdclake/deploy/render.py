@@ -31,6 +31,7 @@ from cdclake.deploy.exceptions import DeployError
 TFVARS = "terraform.tfvars.json"
 ARTIFACTS = "artifacts"
 KAFKA_LOG_DIR = "/var/lib/kafka/data"
+PASSWORD_ENV = "CDCLAKE_SOURCE_PASSWORD"  # the debezium module's ECS secret
 KAFKA_HOST_INDEX = 10  # node i's address: the 10th host of private subnet i
 # Kafka's own defaults for a 4-vCPU broker (the local stack's are for a 2-core laptop).
 KAFKA_AWS_OVERRIDES = {"num.network.threads": "3", "num.io.threads": "8"}
@@ -110,7 +111,7 @@ def aws_pipeline(pipeline: Pipeline, net: Layout) -> Pipeline:
                     "bootstrap_servers": ",".join(f"{ip}:9092" for ip in net.kafka_ips),
                     "replication_factor": aws.kafka_replication_factor}
     raw["connect"] = {**_without(raw["connect"], "managed", "port", "heap"),
-                      "url": f"http://connect.{aws.name}.internal:8083"}
+                      "url": f"http://connect.{aws.name}.internal:8083", "password_env": PASSWORD_ENV}
     raw["lakehouse"].update({"backend": "glue", "warehouse": f"{bucket}/iceberg", "aws_region": aws.region,
                              "checkpoints": f"{bucket}/checkpoints"})
     raw["spark"] = {**raw["spark"], "master": "glue"}
