@@ -13,7 +13,7 @@ from tests.deploy.terraform_refs import load_module, problems
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "deploy" / "terraform"
-MODULES = ("network", "kafka", "debezium", "glue", "airflow", "query", "source")
+MODULES = ("network", "kafka", "debezium", "glue", "airflow", "query", "source", "service-role")
 TOOLS_VENV = ROOT / ".venv-tools" / "bin"
 
 

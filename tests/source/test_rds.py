@@ -10,9 +10,7 @@ from cdclake.source.exceptions import SourceSettingError
 from cdclake.source.prepare import RDS, SELF_MANAGED, InitReport, ServerFacts, _ensure_role, check_settings
 from cdclake.source.prepare import role_statements, setting_problems, server_facts
 from cdclake.source.rds import parameter_group_command, parameters, size_mb
-from cdclake.stack import process
-from cdclake.stack.postgres import LocalPostgres
-from tests.conftest import TEST_PG_PORT
+from tests.conftest import TEST_PG_PORT, running_postgres
 
 READY = {"wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10"}
 
@@ -69,20 +67,11 @@ def test_parameters_follow_the_config():
 @pytest.fixture
 def rds_like(stack_dir):
     """A real PostgreSQL that presents itself as RDS: rds.* settings and the rds_replication role."""
-    pg = LocalPostgres(stack_dir / ".cdclake", TEST_PG_PORT + 9)
-    pg.init_cluster()
-    with open(pg.data_dir / "postgresql.auto.conf", "a") as conf:
-        conf.write("wal_level = replica\nrds.logical_replication = off\nrds.extensions = 'pg_stat_statements'\n")
-    daemon = pg.daemon()
-    pid = process.start(daemon)
-    try:
-        process.wait_ready(daemon, pid, pg.probe, 60, "SELECT 1")
-        with pg.connect() as conn:
-            conn.autocommit = True
-            conn.execute("CREATE ROLE rds_replication NOLOGIN")
-            yield conn
-    finally:
-        process.stop(daemon)
+    conf = "wal_level = replica\nrds.logical_replication = off\nrds.extensions = 'pg_stat_statements'\n"
+    with running_postgres(stack_dir, TEST_PG_PORT + 9, conf) as pg, pg.connect() as conn:
+        conn.autocommit = True
+        conn.execute("CREATE ROLE rds_replication NOLOGIN")
+        yield conn
 
 
 @pytest.mark.integration

@@ -9,7 +9,7 @@ resource "aws_instance" "airflow" {
   ami                  = data.aws_ssm_parameter.ami.value
   instance_type        = var.instance_type
   subnet_id            = var.subnet_id
-  iam_instance_profile = aws_iam_instance_profile.airflow.name
+  iam_instance_profile = module.role.instance_profile_name
   ebs_optimized        = true
   monitoring           = true
 
@@ -38,16 +38,6 @@ resource "aws_instance" "airflow" {
   tags = merge(var.tags, { Name = "${var.name}-airflow" })
 }
 
-data "aws_iam_policy_document" "ec2_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
 # Start and watch exactly the pipeline's Glue jobs; read the artifacts.
 data "aws_iam_policy_document" "airflow" {
   statement {
@@ -73,24 +63,13 @@ data "aws_iam_policy_document" "airflow" {
   }
 }
 
-resource "aws_iam_role" "airflow" {
-  name               = "${var.name}-airflow"
-  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
-  tags               = var.tags
-}
+module "role" {
+  source = "../service-role"
 
-resource "aws_iam_role_policy" "airflow" {
-  name   = "run-glue-jobs"
-  role   = aws_iam_role.airflow.id
-  policy = data.aws_iam_policy_document.airflow.json
-}
-
-resource "aws_iam_role_policy_attachment" "ssm" {
-  role       = aws_iam_role.airflow.name
-  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-}
-
-resource "aws_iam_instance_profile" "airflow" {
-  name = "${var.name}-airflow"
-  role = aws_iam_role.airflow.name
+  name                = "${var.name}-airflow"
+  service             = "ec2.amazonaws.com"
+  policy_json         = data.aws_iam_policy_document.airflow.json
+  managed_policy_arns = ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+  instance_profile    = true
+  tags                = var.tags
 }

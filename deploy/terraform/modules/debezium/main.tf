@@ -38,8 +38,8 @@ resource "aws_ecs_task_definition" "connect" {
   requires_compatibilities = ["FARGATE"]
   cpu                      = tostring(var.cpu)
   memory                   = tostring(var.memory)
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
+  execution_role_arn       = module.execution_role.arn
+  task_role_arn            = module.task_role.arn
 
   container_definitions = jsonencode([{
     name                   = "debezium"
@@ -111,16 +111,6 @@ resource "aws_service_discovery_service" "connect" {
 }
 
 # Execution role: pull the image, write logs, read exactly the one secret.
-data "aws_iam_policy_document" "ecs_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-  }
-}
-
 data "aws_iam_policy_document" "execution" {
   statement {
     actions   = ["secretsmanager:GetSecretValue"]
@@ -132,26 +122,21 @@ data "aws_iam_policy_document" "execution" {
   }
 }
 
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-connect-execution"
-  assume_role_policy = data.aws_iam_policy_document.ecs_assume.json
-  tags               = var.tags
-}
+module "execution_role" {
+  source = "../service-role"
 
-resource "aws_iam_role_policy_attachment" "execution" {
-  role       = aws_iam_role.execution.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
-}
-
-resource "aws_iam_role_policy" "execution_secret" {
-  name   = "read-db-password"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
+  name                = "${var.name}-connect-execution"
+  service             = "ecs-tasks.amazonaws.com"
+  policy_json         = data.aws_iam_policy_document.execution.json
+  managed_policy_arns = ["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]
+  tags                = var.tags
 }
 
 # Task role: the worker itself calls no AWS API.
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-connect-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_assume.json
-  tags               = var.tags
+module "task_role" {
+  source = "../service-role"
+
+  name    = "${var.name}-connect-task"
+  service = "ecs-tasks.amazonaws.com"
+  tags    = var.tags
 }

@@ -109,7 +109,7 @@ resource "aws_glue_job" "this" {
 
   name                   = each.key
   description            = each.value.description
-  role_arn               = aws_iam_role.glue.arn
+  role_arn               = module.role.arn
   glue_version           = each.value.glue_version
   worker_type            = each.value.worker_type
   number_of_workers      = each.value.number_of_workers
@@ -131,21 +131,11 @@ resource "aws_glue_job" "this" {
   depends_on = [aws_s3_object.artifact]
 }
 
-# Least privilege: this bucket, this Glue database and its tables, the job log groups, the key.
-data "aws_iam_policy_document" "glue_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["glue.amazonaws.com"]
-    }
-  }
-}
-
 locals {
   catalog_arn = "arn:${data.aws_partition.current.partition}:glue:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
 }
 
+# Least privilege: this bucket, this Glue database and its tables, the job log groups, the key.
 data "aws_iam_policy_document" "glue" {
   #checkov:skip=CKV_AWS_111: only the VpcConnection statement has resource "*": ec2:CreateNetworkInterface and the Describe calls take no resource ARN
   statement {
@@ -194,14 +184,11 @@ data "aws_iam_policy_document" "glue" {
   }
 }
 
-resource "aws_iam_role" "glue" {
-  name               = "${var.name}-glue"
-  assume_role_policy = data.aws_iam_policy_document.glue_assume.json
-  tags               = var.tags
-}
+module "role" {
+  source = "../service-role"
 
-resource "aws_iam_role_policy" "glue" {
-  name   = "cdclake-jobs"
-  role   = aws_iam_role.glue.id
-  policy = data.aws_iam_policy_document.glue.json
+  name        = "${var.name}-glue"
+  service     = "glue.amazonaws.com"
+  policy_json = data.aws_iam_policy_document.glue.json
+  tags        = var.tags
 }

@@ -10,7 +10,7 @@ output "bucket_arn" {
 
 output "role_name" {
   description = "IAM role the Glue jobs run as (airflow.aws.iam_role_name)."
-  value       = aws_iam_role.glue.name
+  value       = module.role.name
 }
 
 output "job_names" {
@@ -25,7 +25,7 @@ output "database_name" {
 
 output "role_arn" {
   description = "ARN of the Glue jobs' IAM role."
-  value       = aws_iam_role.glue.arn
+  value       = module.role.arn
 }
 
 output "job_arns" {

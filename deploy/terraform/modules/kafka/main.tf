@@ -47,7 +47,7 @@ resource "aws_instance" "node" {
 
   ami                  = data.aws_ssm_parameter.ami.value
   instance_type        = var.instance_type
-  iam_instance_profile = aws_iam_instance_profile.kafka.name
+  iam_instance_profile = module.role.instance_profile_name
   ebs_optimized        = true
   monitoring           = true
   availability_zone    = data.aws_subnet.node[each.key].availability_zone
@@ -91,16 +91,6 @@ resource "aws_volume_attachment" "data" {
 }
 
 # IAM: read the Kafka tarball, be managed through SSM (no SSH, no open port 22).
-data "aws_iam_policy_document" "ec2_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
 data "aws_iam_policy_document" "kafka" {
   statement {
     actions   = ["s3:GetObject"]
@@ -112,53 +102,30 @@ data "aws_iam_policy_document" "kafka" {
   }
 }
 
-resource "aws_iam_role" "kafka" {
-  name               = "${var.name}-kafka"
-  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
-  tags               = var.tags
-}
+module "role" {
+  source = "../service-role"
 
-resource "aws_iam_role_policy" "kafka" {
-  name   = "read-artifacts"
-  role   = aws_iam_role.kafka.id
-  policy = data.aws_iam_policy_document.kafka.json
-}
-
-resource "aws_iam_role_policy_attachment" "ssm" {
-  role       = aws_iam_role.kafka.name
-  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-}
-
-resource "aws_iam_instance_profile" "kafka" {
-  name = "${var.name}-kafka"
-  role = aws_iam_role.kafka.name
+  name                = "${var.name}-kafka"
+  service             = "ec2.amazonaws.com"
+  policy_json         = data.aws_iam_policy_document.kafka.json
+  managed_policy_arns = ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+  instance_profile    = true
+  tags                = var.tags
 }
 
 # Backup: daily snapshots of the log volumes (the reference's "manual EBS snapshots", automated).
-data "aws_iam_policy_document" "dlm_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["dlm.amazonaws.com"]
-    }
-  }
-}
+module "dlm_role" {
+  source = "../service-role"
 
-resource "aws_iam_role" "dlm" {
-  name               = "${var.name}-kafka-snapshots"
-  assume_role_policy = data.aws_iam_policy_document.dlm_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy_attachment" "dlm" {
-  role       = aws_iam_role.dlm.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
+  name                = "${var.name}-kafka-snapshots"
+  service             = "dlm.amazonaws.com"
+  managed_policy_arns = ["arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"]
+  tags                = var.tags
 }
 
 resource "aws_dlm_lifecycle_policy" "data" {
   description        = "${var.name} Kafka log volumes, daily"
-  execution_role_arn = aws_iam_role.dlm.arn
+  execution_role_arn = module.dlm_role.arn
   state              = "ENABLED"
 
   policy_details {

@@ -68,16 +68,6 @@ resource "aws_cloudwatch_log_group" "flow" {
   tags              = var.tags
 }
 
-data "aws_iam_policy_document" "flow_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
-    }
-  }
-}
-
 data "aws_iam_policy_document" "flow_write" {
   statement {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
@@ -85,23 +75,20 @@ data "aws_iam_policy_document" "flow_write" {
   }
 }
 
-resource "aws_iam_role" "flow" {
-  name               = "${var.name}-vpc-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_assume.json
-  tags               = var.tags
-}
+module "flow_role" {
+  source = "../service-role"
 
-resource "aws_iam_role_policy" "flow" {
-  name   = "write-flow-logs"
-  role   = aws_iam_role.flow.id
-  policy = data.aws_iam_policy_document.flow_write.json
+  name        = "${var.name}-vpc-flow-logs"
+  service     = "vpc-flow-logs.amazonaws.com"
+  policy_json = data.aws_iam_policy_document.flow_write.json
+  tags        = var.tags
 }
 
 resource "aws_flow_log" "this" {
   vpc_id          = aws_vpc.this.id
   traffic_type    = "ALL"
   log_destination = aws_cloudwatch_log_group.flow.arn
-  iam_role_arn    = aws_iam_role.flow.arn
+  iam_role_arn    = module.flow_role.arn
   tags            = var.tags
 }
 
