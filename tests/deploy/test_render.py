@@ -115,6 +115,13 @@ def test_deployed_connector_reads_the_password_from_the_task_secret(rendered):
     assert 'password_env = "CDCLAKE_SOURCE_PASSWORD"' in text
 
 
+def test_connect_workers_resolve_env_references(rendered):
+    env = _vars(rendered)["connect_worker_environment"]
+    assert "env" in env["CONNECT_CONFIG_PROVIDERS"].split(",")
+    assert env["CONNECT_CONFIG_PROVIDERS_ENV_CLASS"].endswith("EnvVarConfigProvider")
+    assert env["CONNECT_CONFIG_STORAGE_REPLICATION_FACTOR"] == "3"
+
+
 def test_no_secret_in_the_rendered_files(rendered):
     for path in [rendered / TFVARS, rendered / "artifacts" / "pipeline.yaml"]:
         assert "password=" not in path.read_text() and "PASSWORD\"" not in path.read_text()

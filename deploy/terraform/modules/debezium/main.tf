@@ -24,11 +24,8 @@ resource "aws_cloudwatch_log_group" "connect" {
 
 locals {
   password_env = "CDCLAKE_SOURCE_PASSWORD"
-  environment = merge(var.worker_environment, {
-    BOOTSTRAP_SERVERS                  = var.bootstrap_servers
-    CONNECT_CONFIG_PROVIDERS           = "env"
-    CONNECT_CONFIG_PROVIDERS_ENV_CLASS = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
-  })
+  # The worker settings (config providers included) are cdclake's, rendered from pipeline.yaml.
+  environment = merge(var.worker_environment, { BOOTSTRAP_SERVERS = var.bootstrap_servers })
 }
 
 resource "aws_ecs_task_definition" "connect" {
