@@ -119,3 +119,20 @@ def _bad_calls(module: Module, modules: dict[Path, Module]) -> list[str]:
         out += [f"{module.path.name}: module {name} passes undeclared {k}" for k in sorted(given - set(child.variables))]
         out += [f"{module.path.name}: module {name} misses required {k}" for k in sorted(child.required - given)]
     return out
+
+
+TEMPLATE_CALL = re.compile(r'templatefile\("\$\{path\.module\}/([^"]+)",\s*\{(.*?)\}\)', re.S)
+TEMPLATE_EXPR = re.compile(r"(?<!\$)\$\{([^}]*)\}")
+IDENT = re.compile(r'"[^"]*"|([A-Za-z_]\w*)(\s*\()?')
+
+
+def template_problems(module_dir: Path) -> list[str]:
+    """Each templatefile() call passes exactly the variables its template uses."""
+    out = []
+    for call in TEMPLATE_CALL.finditer((module_dir / "main.tf").read_text()):
+        given = set(re.findall(r"^\s*(\w+)\s*=", call.group(2), re.M))
+        used = {name for expr in TEMPLATE_EXPR.findall((module_dir / call.group(1)).read_text())
+                for name, paren in IDENT.findall(expr) if name and not paren}
+        out += [f"{module_dir.name}/{call.group(1)}: uses {n}, not passed" for n in sorted(used - given)]
+        out += [f"{module_dir.name}/{call.group(1)}: {n} is passed but unused" for n in sorted(given - used)]
+    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.terraform_refs import load_module, problems
+from tests.deploy.terraform_refs import load_module, problems, template_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "deploy" / "terraform"
@@ -39,6 +39,18 @@ def test_terraform_fmt_is_clean():
 
 def test_every_reference_resolves():
     assert problems(TERRAFORM_DIR) == []
+
+
+@pytest.mark.parametrize("module", ["kafka", "airflow"])
+def test_user_data_templates_get_exactly_their_variables(module):
+    assert template_problems(TERRAFORM_DIR / "modules" / module) == []
+
+
+def test_template_check_catches_a_missing_variable(tmp_path):
+    (tmp_path / "t.tftpl").write_text('echo ${a} ${replace(b, "-", "")} $${not_mine}\n')
+    (tmp_path / "main.tf").write_text('x = templatefile("${path.module}/t.tftpl", {\n  a = 1\n  c = 2\n})\n')
+    assert template_problems(tmp_path) == [f"{tmp_path.name}/t.tftpl: uses b, not passed",
+                                           f"{tmp_path.name}/t.tftpl: c is passed but unused"]
 
 
 def test_the_resolver_catches_broken_references(tmp_path):
