@@ -4,6 +4,7 @@ tables and slots."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -51,6 +52,25 @@ def searchable_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"cdclake-{prefix}-"))
     path.chmod(0o755)
     return path
+
+
+@contextlib.contextmanager
+def running_postgres(directory: Path, port: int, extra_conf: str):
+    """A fresh local PostgreSQL cluster with ``extra_conf`` appended to its config, started and ready."""
+    from cdclake.stack import process
+    from cdclake.stack.postgres import LocalPostgres
+
+    pg = LocalPostgres(directory / ".cdclake", port)
+    pg.init_cluster()
+    with open(pg.data_dir / "postgresql.auto.conf", "a") as conf:
+        conf.write(extra_conf)
+    daemon = pg.daemon()
+    pid = process.start(daemon)
+    try:
+        process.wait_ready(daemon, pid, pg.probe, 60, "SELECT 1")
+        yield pg
+    finally:
+        process.stop(daemon)
 
 
 @pytest.fixture

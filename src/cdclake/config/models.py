@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from cdclake.config.exceptions import ConfigError
+from cdclake.deploy.configuration import DeployConfig
 from cdclake.orchestration.configuration import AirflowConfig
 from cdclake.stream.configuration import StreamConfig
 
@@ -184,6 +185,9 @@ class ConnectConfig(ManagedOrAddress):
     secrets_file: str | None = Field(
         None, description="path ON THE CONNECT WORKER of a properties file with password=...; "
                           "default: the local state dir's secrets/debezium.properties")
+    password_env: str | None = Field(
+        None, description="environment variable ON THE CONNECT WORKER holding the password (${env:...}); "
+                          "the AWS deployment's Fargate tasks get CDCLAKE_SOURCE_PASSWORD from Secrets Manager")
     overrides: dict[str, str] = Field(default_factory=dict, description="extra Debezium connector keys")
 
     @model_validator(mode="after")
@@ -248,6 +252,7 @@ class Pipeline(Model):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     airflow: AirflowConfig = Field(default_factory=AirflowConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
 
     _path: Path = PrivateAttr(default=Path("pipeline.yaml"))
 
