@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from cdclake.monitoring.configuration import MonitoringConfig
 from cdclake.orchestration.configuration import AirflowConfig
 from cdclake.stream.configuration import StreamConfig
 
@@ -213,6 +214,7 @@ class Pipeline(Model):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     airflow: AirflowConfig = Field(default_factory=AirflowConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     _path: Path = PrivateAttr(default=Path("pipeline.yaml"))
 
