@@ -49,8 +49,8 @@ def test_layers_exporter_and_prometheus_agree_with_kafka_and_iceberg(stack, spar
         assert entry["end_offset"] == entry["bronze"]["position"] == sum(ends[ref.topic].values())
         assert entry["bronze"]["lag_events"] == 0 and entry["bronze"]["freshness_seconds"] == 0
         assert abs(entry["bronze"]["newest_source_ts"] - newest.timestamp()) < 1e-3
-        assert entry["silver"]["watermark"] == latest_summary_value(spark, ref.silver, SILVER_WATERMARK_KEY)[0] \
-            == entry["bronze"]["snapshot_id"]
+        watermark = latest_summary_value(spark, ref.silver, SILVER_WATERMARK_KEY)[1]
+        assert entry["silver"]["watermark"] == int(watermark) == entry["bronze"]["snapshot_id"]
         assert entry["silver"]["caught_up"] and entry["silver"]["newest_source_ts"] == entry["bronze"]["newest_source_ts"]
     assert report["gold"] and all(g["caught_up"] and g["freshness_seconds"] == 0 for g in report["gold"].values())
 

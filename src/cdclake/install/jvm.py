@@ -43,6 +43,7 @@ ENGINES = {
     "kafka": Engine("kafka"),
     "debezium": Engine("debezium", "debezium-connector-postgres"),
     "spark": Engine("spark"),
+    "jmx": Engine("jmx"),  # the Prometheus JMX exporter agent (monitoring.jmx_exporter)
 }
 
 
