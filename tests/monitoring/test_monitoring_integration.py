@@ -116,3 +116,48 @@ def _query_until_scraped(port: int, timeout: float = 90) -> dict[tuple[str, str]
                     for r in result}
         time.sleep(1)
     raise TimeoutError(f"Prometheus on port {port} scraped no cdclake metrics within {timeout}s")
+
+
+def test_jmx_exporter_agents_expose_broker_connect_and_debezium_metrics(stack, cleanup):
+    from psycopg import sql
+
+    from cdclake.source import connection
+    from tests.conftest import capture_pipeline
+    from tests.lakehouse.conftest import start_capture
+
+    tag = unique("jmx")
+    pipeline = capture_pipeline(stack, tag, ["items"])
+    cleanup(pipeline)
+    with connection.connect(pipeline, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tag)))
+        conn.execute(sql.SQL("CREATE TABLE {}.items (id int PRIMARY KEY, name text)").format(sql.Identifier(tag)))
+    start_capture(pipeline)
+    port = stack.monitoring.jmx_port
+    broker = _samples(port, "kafka_server_replicamanager_underreplicatedpartitions")
+    assert broker == {"": 0.0}
+    server = f'server="{pipeline.kafka.topic_prefix}"'
+    connected = _samples(port + 10, "debezium_postgres_streaming_connected", server)
+    assert list(connected.values()) == [1.0]
+    assert _samples(port + 10, "debezium_postgres_streaming_queueremainingcapacity", server)
+    status = _samples(port + 10, "kafka_connect_connector_status", f'connector="{pipeline.connect.connector_name}"')
+    assert [labels for labels, value in status.items() if value == 1.0] == [
+        f'connector="{pipeline.connect.connector_name}",status="running"']
+
+
+def _samples(port: int, name: str, having: str = "", timeout: float = 60) -> dict[str, float]:
+    """``{labels: value}`` of one metric from a JMX exporter agent, waiting until it appears."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            lines = resp.read().decode().splitlines()
+        found = {}
+        for line in lines:
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                series, value = line.rsplit(" ", 1)
+                labels = series[len(name):].strip("{}")
+                if having in labels:
+                    found[labels] = float(value)
+        if found:
+            return found
+        time.sleep(1)
+    raise TimeoutError(f"no {name}{{{having}}} on the JMX exporter at port {port} within {timeout}s")
