@@ -87,7 +87,7 @@ def scrape_with_prometheus(pipeline, tmp_path) -> dict[tuple[str, str], float]:
     exporter = serve(pipeline, free_port())
     port = free_port()
     (tmp_path / "prometheus.yml").write_text(json.dumps({
-        "global": {"scrape_interval": "2s"},
+        "global": {"scrape_interval": "5s", "scrape_timeout": "5s"},
         "scrape_configs": [{"job_name": "cdclake",
                             "static_configs": [{"targets": [f"127.0.0.1:{exporter.server_port}"]}]}]}))
     proc = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",

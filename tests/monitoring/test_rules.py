@@ -32,3 +32,20 @@ def test_rules_are_valid(promtool):
 
 def test_rules_fire_on_failures_and_stay_quiet_when_healthy(promtool):
     assert "SUCCESS" in _run([promtool, "test", "rules", "alerts.test.yml"])
+
+
+def test_example_prometheus_config_is_valid(promtool):
+    assert "SUCCESS" in _run([promtool, "check", "config", "prometheus.yml"])
+
+
+def test_rules_and_dashboard_only_use_metrics_the_exporter_defines():
+    import json
+    import re
+
+    import cdclake.monitoring.exporter as exporter
+
+    defined = set(re.findall(r'"(cdclake_[a-z_]+)"', Path(exporter.__file__).read_text()))
+    dashboard = json.loads((RULES / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = set(re.findall(r"cdclake_[a-z_]+", (RULES / "alerts.yml").read_text() + " ".join(exprs)))
+    assert used and used <= defined, used - defined

@@ -223,12 +223,12 @@ def worst_objective(report: dict[str, Any]) -> str:
     return next((level for level in ("error", "warn") if level in seen), "ok")
 
 
-def full_status(pipeline: Pipeline) -> dict[str, Any]:
+def full_status(pipeline: Pipeline, controller: bool = True) -> dict[str, Any]:
     """``cdclake status``: every component (:func:`stack_status`), every layer, running endpoints."""
     from cdclake.health.checks import stack_status
     from cdclake.monitoring.endpoints import running_endpoints
 
-    status = stack_status(pipeline)
+    status = stack_status(pipeline, controller)
     status["layers"] = layer_report(pipeline)
     status["endpoints"] = running_endpoints(pipeline.state_dir)
     return status

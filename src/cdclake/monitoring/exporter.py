@@ -115,7 +115,7 @@ class CdclakeCollector(Collector):
         from cdclake.health.layers import full_status
 
         started = time.monotonic()
-        status = full_status(self.pipeline)
+        status = full_status(self.pipeline, controller=False)
         layers = status.pop("layers")
         status["lakehouse"] = {"state": layers["state"]}
         yield gauge("cdclake_up", "1 when the component answers", ["component"],
