@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from cdclake.cli import Context, cli, pass_ctx
@@ -20,21 +18,13 @@ def metrics() -> None:
 @pass_ctx
 def serve_metrics(ctx: Context, port: int | None, address: str) -> None:
     """Serve /metrics until Ctrl-C; every scrape reads the live state."""
-    from cdclake.monitoring.endpoints import announce
+    from cdclake.monitoring.endpoints import run_until_interrupted
     from cdclake.monitoring.exporter import serve
 
     pipeline = ctx.pipeline()
-    port = port or pipeline.monitoring.metrics_port
-    server = serve(pipeline, port, address)
+    server = serve(pipeline, port or pipeline.monitoring.metrics_port, address)
     url = f"http://{address}:{server.server_port}/metrics"
-    path = announce(pipeline.state_dir, "metrics", url)
-    ctx.progress(f"serving cdclake metrics on {url} (Ctrl-C stops)")
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        path.unlink(missing_ok=True)
-        server.shutdown()
+    run_until_interrupted(pipeline.state_dir, "metrics", url, server, ctx.progress)
 
 
 @metrics.command("show")

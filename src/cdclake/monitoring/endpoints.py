@@ -36,3 +36,23 @@ def running_endpoints(state_dir: Path) -> dict[str, str]:
         if _pid_alive(doc.get("pid")):
             out[path.stem] = doc["url"]
     return out
+
+
+def run_until_interrupted(state_dir: Path, name: str, url: str, server, progress) -> None:
+    """Announce ``url`` as ``name``, wait for Ctrl-C / SIGTERM, then withdraw it and stop ``server``."""
+    import signal
+    import time
+
+    path = announce(state_dir, name, url)
+    signal.signal(signal.SIGTERM, _interrupt)
+    progress(f"serving {name} on {url} (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        path.unlink(missing_ok=True)
+        server.shutdown()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
