@@ -91,3 +91,18 @@ def test_unknown_values_are_absent_not_zero():
     text = _scrape(slot_metrics({"name": "s", "exists": False}))
     assert 'cdclake_slot_exists{slot="s"} 0.0' in text
     assert "cdclake_slot_lag_bytes{" not in text
+
+
+def test_status_text_has_a_line_per_table_and_layer():
+    from cdclake.commands.stack import render_status
+    from cdclake.health.layers import render_layers
+
+    status = {**_status(), "endpoints": {"metrics": "http://127.0.0.1:9464/metrics"}}
+    text = render_layers(status)
+    lines = text.splitlines()
+    assert any(line.startswith("public.users") and "bronze" in line and " 3 " in line and "900" in line
+               and line.endswith("ok") for line in lines)
+    assert any("kafka" in line and "end offset 7" in line for line in lines)
+    assert any(line.startswith("gold_x") and "gold" in line for line in lines)
+    assert lines[-1] == "metrics: http://127.0.0.1:9464/metrics"
+    assert "layers" not in render_status(status) and "endpoints" not in render_status(status)

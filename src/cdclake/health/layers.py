@@ -167,13 +167,18 @@ def gold_states(reader: LakeReader, silver: dict[str, LayerState], now: float) -
 
 def _silver_source_ts(reader: LakeReader, silver_name: str, snapshot_id: int | None) -> float | None:
     """Newest source commit in silver at one of its snapshots: via that snapshot's watermark."""
+    from cdclake.lakehouse.exceptions import LakehouseError
+
     table = reader.table(silver_name)
     if table is None or snapshot_id is None:
+        return None
+    try:
+        bronze = reader.table(reader.plan.table(silver_name).bronze)
+    except LakehouseError:  # an input that is no longer a configured table
         return None
     summary = table.snapshot_by_id(snapshot_id)
     watermark = (summary.summary.additional_properties.get(SILVER_WATERMARK_KEY)
                  if summary is not None and summary.summary else None)
-    bronze = reader.table(silver_name.replace(".silver_", ".bronze_", 1))
     return newest_source_ts(bronze, int(watermark)) if watermark and bronze is not None else None
 
 
