@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cdclake-bench-mon-"))
+    work.chmod(0o755)  # PostgreSQL runs as the postgres user and must enter the state dir
     try:
         results = {name: run(variant(Path(args.config), work / name, jmx), args.rows, jmx, work / name)
                    for name, jmx in (("without", False), ("with", True))}
