@@ -22,6 +22,7 @@ from cdclake.stack import stack as local_stack
 # one machine set CDCLAKE_TEST_PORT_OFFSET to keep apart.
 PORT_OFFSET = int(os.environ.get("CDCLAKE_TEST_PORT_OFFSET", "0"))
 TEST_PG_PORT, TEST_KAFKA_PORT, TEST_CONNECT_PORT = 55432 + PORT_OFFSET, 29092 + PORT_OFFSET, 28083 + PORT_OFFSET
+TEST_JMX_PORT = 29404 + PORT_OFFSET  # Prometheus JMX exporter: broker i at +i-1, Connect at +10
 
 
 def write_config(directory: Path, doc: dict) -> Path:
@@ -37,6 +38,7 @@ def base_config(**sections) -> dict:
         "kafka": {"managed": "local", "port": TEST_KAFKA_PORT, "partitions": 3},
         "connect": {"managed": "local", "port": TEST_CONNECT_PORT},
         "spark": {"master": "local[2]", "driver_memory": "2g"},
+        "monitoring": {"jmx_exporter": True, "jmx_port": TEST_JMX_PORT},
     }
     for name, values in sections.items():
         doc.setdefault(name, {}).update(values)

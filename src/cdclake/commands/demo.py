@@ -60,7 +60,11 @@ def demo(ctx: Context, rate: float, duration: float, seed: int) -> None:
     check.raise_on_difference()
     click.echo("\ndemo done: silver equals the source row for row. Try:\n"
                f"  cdclake sql \"SELECT segment, count(*) FROM {plan.namespace}.gold_user_stats GROUP BY segment\"\n"
-               "  cdclake status\n  cdclake down")
+               "  cdclake status            # every layer of every table; exit code 0 when healthy\n"
+               "  cdclake doctor            # the runbook's checks, each problem with its fix\n"
+               "  cdclake dashboard         # then open http://127.0.0.1:8765/ in a browser\n"
+               "  cdclake metrics serve     # Prometheus metrics on http://127.0.0.1:9464/metrics\n"
+               "  cdclake down")
 
 
 def _stepper():

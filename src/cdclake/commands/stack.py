@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import time
+
 import click
 
 from cdclake.cli import Context, cli, pass_ctx
@@ -57,17 +60,33 @@ def _pipeline_without_tables(ctx: Context):
 
 
 @cli.command()
+@click.option("--watch", type=float, default=None, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
 @pass_ctx
-def status(ctx: Context) -> None:
-    """Report each component: state, version, address and details."""
-    from cdclake.health.checks import stack_status
+def status(ctx: Context, watch: float | None) -> None:
+    """Report each component and every layer of every table; exit non-zero when unhealthy.
 
-    ctx.emit(stack_status(ctx.pipeline()), render_status)
+    Exit codes (docs/operations.md): 0 healthy, 10 freshness past objective, 11 connector/task
+    not RUNNING or slot lost/inactive, 12 a component down.
+    """
+    from cdclake.health.layers import full_status, render_layers
+    from cdclake.health.verdict import exit_code
+
+    pipeline = ctx.pipeline()
+    while True:
+        report = full_status(pipeline)
+        if watch:
+            click.clear()
+        ctx.emit(report, lambda r: render_status(r) + "\n" + render_layers(r))
+        if not watch:
+            sys.exit(int(exit_code(report)))
+        time.sleep(watch)
 
 
 def render_status(status: dict) -> str:
     lines = []
     for name, part in status.items():
+        if name in ("layers", "endpoints"):
+            continue
         address = part.get("dsn") or part.get("bootstrap_servers") or part.get("url") or ""
         head = f"{name:<10} {part.get('state', '?'):<5} {address}"
         if part.get("version"):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from cdclake.config.exceptions import ConfigError
 from cdclake.deploy.configuration import DeployConfig
+from cdclake.monitoring.configuration import MonitoringConfig
 from cdclake.orchestration.configuration import AirflowConfig
 from cdclake.stream.configuration import StreamConfig
 
@@ -253,6 +254,7 @@ class Pipeline(Model):
     stream: StreamConfig = Field(default_factory=StreamConfig)
     airflow: AirflowConfig = Field(default_factory=AirflowConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     _path: Path = PrivateAttr(default=Path("pipeline.yaml"))
 

@@ -53,6 +53,7 @@ ENGINES = {
     # src/: io.cdclake.connect.TruncateAsChange (TRUNCATE events through ExtractNewRecordState)
     "debezium": Engine("debezium", "debezium-connector-postgres", sources=("src",)),
     "spark": Engine("spark"),
+    "jmx": Engine("jmx"),  # the Prometheus JMX exporter agent (monitoring.jmx_exporter)
 }
 
 

@@ -24,6 +24,7 @@ class LocalConnect:
     replication_factor: int
     group_id: str
     heap: str = "1g"
+    jmx_port: int | None = None  # Prometheus JMX exporter port (Connect + Debezium MBeans)
 
     @property
     def home(self) -> Path:
@@ -41,7 +42,8 @@ class LocalConnect:
     def daemon(self) -> Daemon:
         return Daemon(
             name="connect",
-            argv=java_argv(self.heap, CONNECT_MAIN, self.home / "log4j2.properties", str(self.home / "connect.properties")),
+            argv=java_argv(self.heap, CONNECT_MAIN, self.home / "log4j2.properties", str(self.home / "connect.properties"),
+                           jmx_port=self.jmx_port, jmx_rules="connect"),
             log=self.state_dir / "logs" / "connect.log",
             pidfile=self.state_dir / "run" / "connect.pid",
             ports=[self.port],

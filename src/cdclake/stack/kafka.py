@@ -18,6 +18,7 @@ from cdclake.stack.exceptions import StackError
 from cdclake.stack.process import Daemon
 
 BROKER_MAIN = "kafka.Kafka"
+JMX_RULES = Path(__file__).resolve().parents[1] / "monitoring" / "jmx"
 STORAGE_MAIN = "kafka.tools.StorageTool"
 # G1 with short pauses keeps produce latency low; heap is fixed (Xms=Xmx) so a 2-core
 # machine never spends time growing it.
@@ -64,6 +65,7 @@ class LocalKafka:
     base_port: int
     replication_factor: int
     heap: str = "1g"
+    jmx_port: int | None = None  # first node's JMX exporter port; node i uses jmx_port + i - 1
 
     @property
     def home(self) -> Path:
@@ -84,7 +86,8 @@ class LocalKafka:
     def daemon(self, node: KafkaNode) -> Daemon:
         return Daemon(
             name=f"kafka-{node.node_id}",
-            argv=java_argv(self.heap, BROKER_MAIN, self.log4j_file(), str(self.properties_file(node))),
+            argv=java_argv(self.heap, BROKER_MAIN, self.log4j_file(), str(self.properties_file(node)),
+                           jmx_port=self.jmx_port and self.jmx_port + node.node_id - 1),
             log=self.state_dir / "logs" / f"kafka-{node.node_id}.log",
             pidfile=self.state_dir / "run" / f"kafka-{node.node_id}.pid",
             ports=[node.broker_port, node.controller_port],
@@ -200,10 +203,19 @@ def properties_text(props: dict[str, str], writer: str) -> str:
     return f"# written by {writer}; edit pipeline.yaml instead\n" + "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def java_argv(heap: str, main: str, log4j: Path, *args: str, classpath: str | None = None) -> list[str]:
-    return [jvm.java_bin(), f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS,
+def java_argv(heap: str, main: str, log4j: Path, *args: str, classpath: str | None = None,
+              jmx_port: int | None = None, jmx_rules: str = "broker") -> list[str]:
+    agent = [jmx_agent_flag(jmx_port, jmx_rules)] if jmx_port else []
+    return [jvm.java_bin(), f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, *agent,
             f"-Dlog4j2.configurationFile={log4j}",
             "-cp", classpath or jvm.classpath("kafka"), main, *args]
+
+
+def jmx_agent_flag(port: int, rules: str) -> str:
+    """``-javaagent:`` for the Prometheus JMX exporter on 127.0.0.1:``port`` with bundled ``rules``
+    (``broker`` or ``connect``, in cdclake/monitoring/jmx/)."""
+    agents = sorted(jvm.installed("jmx").glob("jmx_prometheus_javaagent-*.jar"))
+    return f"-javaagent:{agents[-1]}=127.0.0.1:{port}:{JMX_RULES / f'{rules}.yaml'}"
 
 
 def format_storage(commands: list[list[str]]) -> None:
