@@ -8,12 +8,20 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from cdclake.errors import ExitCode
+
 
 class StatusExit(IntEnum):
-    OK = 0  # every component up, every layer within its objective (warnings included)
-    FRESHNESS_ERROR = 10  # a layer of a table is past monitoring's error_after_seconds
-    FAILED = 11  # the connector or one of its tasks is not RUNNING, or the slot is lost/inactive
-    DOWN = 12  # PostgreSQL, Kafka, Connect, the lakehouse catalog or an enabled stream processor is down
+    """The area codes of cdclake's one exit-code table (errors.ExitCode), one per finding."""
+
+    OK = ExitCode.OK  # every component up, every layer within its objective (warnings included)
+    FRESHNESS_ERROR = ExitCode.HEALTH  # a layer of a table is past monitoring's error_after_seconds
+    FAILED = ExitCode.CAPTURE  # the connector or one of its tasks is not RUNNING, or the slot is lost/inactive
+    DOWN = ExitCode.STACK  # PostgreSQL, Kafka, Connect, the catalog or an enabled stream processor is down
+
+
+# Worst first: a component down explains a failed connector, which explains stale layers.
+SEVERITY = (StatusExit.DOWN, StatusExit.FAILED, StatusExit.FRESHNESS_ERROR)
 
 
 def problems(status: dict[str, Any]) -> list[tuple[StatusExit, str]]:
@@ -42,4 +50,5 @@ def _layer_states(layers: dict[str, Any]):
 
 def exit_code(status: dict[str, Any]) -> StatusExit:
     """The worst finding's code, or OK."""
-    return max((code for code, _ in problems(status)), default=StatusExit.OK)
+    found = {code for code, _ in problems(status)}
+    return next((code for code in SEVERITY if code in found), StatusExit.OK)
