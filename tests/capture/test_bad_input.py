@@ -30,9 +30,16 @@ def test_table_without_primary_key_is_refused_with_both_fixes(stack):
         assert err.value.tables == [f"{schema}.audit"]
         assert "has no primary key" in str(err.value) or "have no primary key" in str(err.value)
         assert "ADD PRIMARY KEY" in str(err.value) and "REPLICA IDENTITY FULL" in str(err.value)
+        assert "source.key_columns" in str(err.value)
+        keyed = pipeline.model_copy(update={"source": pipeline.source.model_copy(
+            update={"key_columns": {f"{schema}.audit": ["at", "what"]}})})
+        with pytest.raises(MissingKeyError, match="REPLICA IDENTITY FULL"):  # half the second fix is not enough
+            init_source(keyed, progress=lambda m: None)
         with connection.connect(pipeline, autocommit=True) as conn:
             conn.execute(sql.SQL("ALTER TABLE {}.audit REPLICA IDENTITY FULL").format(sql.Identifier(schema)))
-        init_source(pipeline, progress=lambda m: None)  # the second fix is accepted
+        with pytest.raises(MissingKeyError):  # REPLICA IDENTITY FULL alone: silver would have no key
+            init_source(pipeline, progress=lambda m: None)
+        init_source(keyed, progress=lambda m: None)  # the second fix, whole, is accepted
     finally:
         drop_capture(pipeline)
 

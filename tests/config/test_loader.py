@@ -113,3 +113,18 @@ def test_table_names_are_qualified_and_checked(tmp_path):
     assert pipeline.source.tables == ["public.users", "sales.orders"]
     with pytest.raises(ConfigError, match="not a plain SQL identifier"):
         load(write_config(tmp_path, {"source": {"tables": ["users; drop table x"]}}), environ={})
+
+
+def test_key_columns_name_configured_tables_and_reach_debezium_and_silver(tmp_path):
+    from cdclake.capture.connector import connector_config
+    from cdclake.lakehouse.configuration import plan_from_pipeline
+
+    doc = {"source": {"tables": ["audit", "sales.lines"], "key_columns": {"audit": ["at", "what"]}}}
+    pipeline = load(write_config(tmp_path, doc), environ={})
+    assert pipeline.source.key_columns == {"public.audit": ["at", "what"]}
+    assert connector_config(pipeline)["message.key.columns"] == "public.audit:at,what"
+    assert plan_from_pipeline(pipeline).table("audit").key_columns == ("at", "what")
+    assert "message.key.columns" not in connector_config(load("pipeline.yaml", environ={}))
+    bad = write_config(tmp_path / "bad", {"source": {"tables": ["audit"], "key_columns": {"other": ["id"]}}})
+    with pytest.raises(ConfigError, match="not in source.tables"):
+        load(bad, environ={})

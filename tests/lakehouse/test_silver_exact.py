@@ -22,10 +22,15 @@ pytestmark = pytest.mark.integration
 QUIET = lambda message: None  # noqa: E731
 
 
-def new_capture(stack, cleanup, prefix: str, ddl: dict[str, str], rows: dict[str, str]):
-    """A schema of its own with ``ddl`` tables and ``rows`` inserted, captured; returns (pipeline, plan)."""
+def new_capture(stack, cleanup, prefix: str, ddl: dict[str, str], rows: dict[str, str],
+                keys: dict[str, list[str]] | None = None, setup: str = ""):
+    """A schema of its own with ``ddl`` tables and ``rows`` inserted (then ``setup`` run),
+    captured; ``keys`` are source.key_columns by table. Returns (pipeline, plan)."""
     tag = unique(prefix)
     pipeline = lake_pipeline(stack, tag, list(ddl))
+    if keys:
+        source = pipeline.source.model_copy(update={"key_columns": {f"{tag}.{t}": c for t, c in keys.items()}})
+        pipeline = pipeline.model_copy(update={"source": source})
     cleanup(pipeline)
     with connection.connect(pipeline, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tag)))
@@ -34,6 +39,8 @@ def new_capture(stack, cleanup, prefix: str, ddl: dict[str, str], rows: dict[str
             conn.execute(f"CREATE TABLE {table} ({columns})")
         for table, select in rows.items():
             conn.execute(f"INSERT INTO {table} {select}")
+        if setup:
+            conn.execute(setup)
     start_capture(pipeline)
     return pipeline, plan_from_pipeline(pipeline)
 
@@ -251,4 +258,19 @@ def test_a_table_added_later_brings_its_rows_and_one_added_back_drops_what_it_mi
     wait_records(pipeline, [b.topic], offsets + 291)
     rows = until_exact(spark, plan, pipeline, b, f"{schema}.b")
     assert len(rows) == 291 and min(rows)[0] == 201
+    assert_verified(plan)
+
+
+def test_a_table_without_primary_key_keyed_by_named_unique_columns(stack, spark, cleanup):
+    pipeline, plan = new_capture(stack, cleanup, "nopk", {"audit": "at int NOT NULL, what text NOT NULL, n int"},
+                                 {"audit": "SELECT g % 10, 'w' || (g / 10), g FROM generate_series(0, 99) g"},
+                                 keys={"audit": ["at", "what"]}, setup="ALTER TABLE audit REPLICA IDENTITY FULL")
+    ref, table = plan.table("audit"), f"{plan.tables[0].schema}.audit"
+    wait_records(pipeline, [ref.topic], 100)
+    execute(pipeline, f"UPDATE {table} SET n = -n WHERE at < 3; DELETE FROM {table} WHERE at = 9; "
+                      f"UPDATE {table} SET what = what || '!' WHERE at = 5")  # the last one moves keys
+    wait_records(pipeline, [ref.topic], 100 + 30 + 10 + 20)
+    run_layers(spark, plan)
+    assert silver_rows(spark, ref.silver, "at, what, n") == source_rows(pipeline, table, "at, what, n")
+    assert len(silver_rows(spark, ref.silver, "at")) == 90
     assert_verified(plan)

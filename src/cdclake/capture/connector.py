@@ -92,6 +92,7 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "signal.enabled.channels": "source",
         "signal.data.collection": f"{src.cdc_schema}.{SIGNAL_TABLE}",
         "incremental.snapshot.chunk.size": "4096",
+        **message_key_columns(pipeline),
         "transforms": "truncate,unwrap,route",
         "transforms.truncate.type": TRUNCATE,
         "transforms.unwrap.type": UNWRAP,
@@ -107,6 +108,14 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
     }
     config.update(connect.overrides)
     return config
+
+
+def message_key_columns(pipeline: Pipeline) -> dict[str, str]:
+    """Debezium's ``message.key.columns`` for tables keyed by ``source.key_columns``."""
+    keys = pipeline.source.key_columns
+    if not keys:
+        return {}
+    return {"message.key.columns": ";".join(f"{table}:{','.join(cols)}" for table, cols in sorted(keys.items()))}
 
 
 def heartbeat_query(pipeline: Pipeline) -> str:

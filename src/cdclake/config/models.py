@@ -75,6 +75,9 @@ class SourceConfig(ManagedOrAddress):
     capture_user: str = "cdclake_debezium"
     cdc_schema: str = Field("cdclake", description="schema of the heartbeat and signal tables")
     max_slot_wal_keep_size: str = "10GB"
+    key_columns: dict[str, list[str]] = Field(
+        default_factory=dict, description="for a table without a primary key: a unique column set silver keys "
+                                          "it by (Debezium's message.key.columns); needs REPLICA IDENTITY FULL")
 
     @field_validator("publication", "slot", "capture_user", "cdc_schema", "database")
     @classmethod
@@ -112,7 +115,19 @@ class SourceConfig(ManagedOrAddress):
     def _one_kind(self) -> SourceConfig:
         self._resolve_kind("dsn")
         self._database_from_dsn()
+        self._qualify_key_columns()
         return self
+
+    def _qualify_key_columns(self) -> None:
+        qualified = {}
+        for table, columns in self.key_columns.items():
+            name = table if "." in table else f"public.{table}"
+            if name not in self.tables:
+                raise ValueError(f"source.key_columns names {table!r}, which is not in source.tables")
+            if not columns:
+                raise ValueError(f"source.key_columns[{table!r}] is empty; name the unique column set")
+            qualified[name] = list(columns)
+        self.key_columns = qualified
 
     def _database_from_dsn(self) -> None:
         """source.database is the DSN's database: taken from it, or an error when they differ."""

@@ -50,6 +50,7 @@ class TableRef:
     topic: str
     catalog: str
     namespace: str
+    key_columns: tuple[str, ...] = ()  # source.key_columns, for a table without a primary key
 
     @property
     def schema(self) -> str:
@@ -173,7 +174,9 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
     lake = pipeline.lakehouse
     prefix = lake.input_topic_prefix or _stream_prefix(pipeline) or pipeline.kafka.topic_prefix
     wanted = [pipeline.source.resolve_table(t) for t in tables] if tables else pipeline.source.tables
-    refs = tuple(TableRef(t, topic_name(prefix, t), lake.catalog, lake.namespace) for t in wanted)
+    keys = pipeline.source.key_columns
+    refs = tuple(TableRef(t, topic_name(prefix, t), lake.catalog, lake.namespace, tuple(keys.get(t, ())))
+                 for t in wanted)
     return LakehousePlan(
         catalog=_catalog_settings(pipeline),
         namespace=lake.namespace,

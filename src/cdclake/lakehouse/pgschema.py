@@ -7,7 +7,7 @@ arrays and numbers as text for a string field), then converted by :func:`convert
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 
@@ -93,11 +93,12 @@ class TableSchema:
         return next((c for c in self.columns if c.name == name), None)
 
 
-def read_schema(conn: psycopg.Connection, table: str) -> TableSchema:
-    """The table's columns and primary key from pg_catalog.
+def read_schema(conn: psycopg.Connection, table: str, key_columns: tuple[str, ...] = ()) -> TableSchema:
+    """The table's columns and primary key from pg_catalog (or ``key_columns``, the unique
+    column set ``source.key_columns`` names for a table without one).
 
     Raises:
-        SourceTableError: the table does not exist or has no primary key.
+        SourceTableError: the table does not exist or has no key.
     """
     schema, name = table.split(".", 1)
     rows = conn.execute(COLUMNS_SQL, (schema, name)).fetchall()
@@ -107,11 +108,24 @@ def read_schema(conn: psycopg.Connection, table: str) -> TableSchema:
     columns = tuple(Column(name=r[0], pg_type=r[3] or r[1], is_array=r[2] == "A", typmod=r[4], declared=r[5],
                            is_enum_or_domain=r[2] in ("E",) or (r[1] not in SCALAR_TYPES and r[2] == "S"),
                            key_pos=r[6]) for r in rows)
+    if key_columns and not any(c.is_key for c in columns):
+        columns = _keyed_by(table, columns, key_columns)
     result = TableSchema(table, columns)
     if not result.keys:
         raise SourceTableError(f"source table {table} has no primary key; silver merges by key: "
-                               f"ALTER TABLE {table} ADD PRIMARY KEY (...)", table=table)
+                               f"ALTER TABLE {table} ADD PRIMARY KEY (...), or name a unique column set in "
+                               "source.key_columns (with REPLICA IDENTITY FULL)", table=table)
     return result
+
+
+def _keyed_by(table: str, columns: tuple[Column, ...], key_columns: tuple[str, ...]) -> tuple[Column, ...]:
+    names = {c.name for c in columns}
+    unknown = [k for k in key_columns if k not in names]
+    if unknown:
+        raise SourceTableError(f"source.key_columns for {table} names {', '.join(unknown)}, not a column of the "
+                               f"table (columns: {', '.join(sorted(names))})", table=table)
+    return tuple(replace(c, key_pos=key_columns.index(c.name) + 1) if c.name in key_columns else c
+                 for c in columns)
 
 
 def spark_scalar_type(pg_type: str, typmod: int, is_text_like: bool = False) -> str:

@@ -83,7 +83,7 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
     # the schema we read, so no event carries a column we do not know yet.
     pinned = load_table(spark, ref.bronze).currentSnapshot()
     with plan.connect_source() as conn:
-        schema = read_schema(conn, ref.source)
+        schema = read_schema(conn, ref.source, ref.key_columns)
     result.schema_changes = ensure_table(spark, ref, schema)
     ensure_tombstones(spark, ref, schema)
     if pinned is None:

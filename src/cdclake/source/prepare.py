@@ -75,7 +75,7 @@ def init_source(pipeline: Pipeline, progress=print) -> InitReport:
 def _prepare(conn: psycopg.Connection, pipeline: Pipeline, report: InitReport) -> None:
     src = pipeline.source
     facts = check_settings(conn, pipeline)
-    check_tables(conn, src.tables)
+    check_tables(conn, src.tables, src.key_columns)
     _ensure_cdc_tables(conn, src.cdc_schema, report)
     _ensure_role(conn, facts.flavour, src.capture_user, capture_password(pipeline), report)
     # The database this connection is on: the one Debezium reads (source.dsn's, or source.database).
@@ -141,9 +141,11 @@ def check_settings(conn: psycopg.Connection, pipeline: Pipeline | None = None) -
     return facts
 
 
-def check_tables(conn: psycopg.Connection, tables: list[str]) -> None:
-    """Every table must exist and have a primary key or REPLICA IDENTITY FULL."""
-    missing, keyless = [], []
+def check_tables(conn: psycopg.Connection, tables: list[str], key_columns: dict[str, list[str]] | None = None) -> None:
+    """Every table must exist and have a primary key, or a unique column set named in
+    ``source.key_columns`` with REPLICA IDENTITY FULL (so deletes and updates carry it)."""
+    missing, keyless, not_full = [], [], []
+    key_columns = key_columns or {}
     for table in tables:
         schema, name = table.split(".", 1)
         row = conn.execute(
@@ -154,16 +156,23 @@ def check_tables(conn: psycopg.Connection, tables: list[str]) -> None:
             (schema, name)).fetchone()
         if row is None:
             missing.append(table)
-        elif not row[1] and row[0] != "f":
+        elif not row[1] and table not in key_columns:
             keyless.append(table)
+        elif not row[1] and row[0] != "f":
+            not_full.append(table)
     if missing:
         raise SourceError(f"captured table(s) not found: {', '.join(missing)}; create them or remove them "
                           "from source.tables")
     if keyless:
         names = ", ".join(keyless)
         raise MissingKeyError(
-            f"table(s) {names} have no primary key: add one (ALTER TABLE {keyless[0]} ADD PRIMARY KEY (...)) "
-            f"or set ALTER TABLE {keyless[0]} REPLICA IDENTITY FULL", tables=keyless)
+            f"table(s) {names} have no primary key: add one (ALTER TABLE {keyless[0]} ADD PRIMARY KEY (...)), "
+            f"or name a unique column set in pipeline.yaml (source.key_columns: {{{keyless[0]}: [col, ...]}}) "
+            f"and run ALTER TABLE {keyless[0]} REPLICA IDENTITY FULL", tables=keyless)
+    if not_full:
+        raise MissingKeyError(
+            f"table(s) {', '.join(not_full)} are keyed by source.key_columns but PostgreSQL does not log those "
+            f"columns on delete and update: run ALTER TABLE {not_full[0]} REPLICA IDENTITY FULL", tables=not_full)
 
 
 def capture_password(pipeline: Pipeline) -> str:

@@ -49,7 +49,7 @@ def verify_table(plan: LakehousePlan, ref: TableRef, catalog: Any, chunk: int = 
     report = TableReport(ref.source)
     with plan.connect_source() as conn:
         conn.execute("SET TIME ZONE 'UTC'")
-        schema = read_schema(conn, ref.source)
+        schema = read_schema(conn, ref.source, ref.key_columns)
         try:
             table = catalog.load_table(ref.silver_short)
         except Exception as exc:  # pyiceberg raises NoSuchTableError; keep the import lazy
