@@ -207,6 +207,19 @@ def test_plan_from_pipeline_resolves_names_topics_and_paths(tmp_path: Path):
     assert resolved.tables[1].silver == "lake.shop.silver_sales_orders"
     assert resolved.checkpoints == (tmp_path / ".cdclake" / "checkpoints").as_uri()
     assert resolved.catalog.jdbc_url.endswith("/cdclake_catalog")
-    if hasattr(pipeline, "stream"):  # behind the stream processor, bronze reads bronze.*
-        streamed = pipeline.model_copy(update={"stream": pipeline.stream.model_copy(update={"enabled": True})})
-        assert plan_from_pipeline(streamed).tables[0].topic == "bronze.users"
+    # Behind the stream processor, bronze reads what it writes for the tables it reads, and the
+    # CDC topic of the others; a table it filters is marked, so verify reports it as such.
+    stream = {"enabled": True, "inputs": [{"topic": "cdc.users", "steps": [
+        {"filter": {"op": ["c"]}}, {"route": [{"to": "audit.admins", "when": [{"column": "role", "eq": "a"}]},
+                                              {"to": "bronze.users"}]}]}]}
+    streamed = Pipeline.model_validate({"source": {"tables": ["users", "sales.orders"]}, "stream": stream})
+    users, orders = plan_from_pipeline(streamed).tables
+    assert (users.topic, users.transformed, orders.topic, orders.transformed) == \
+        ("bronze.users", True, "cdc.sales.orders", False)
+    stream["inputs"][0]["steps"] = [{"route": [{"to": "x.users"}]}]
+    renamed = plan_from_pipeline(Pipeline.model_validate({"source": {"tables": ["users"]}, "stream": stream}))
+    assert (renamed.tables[0].topic, renamed.tables[0].transformed) == ("x.users", False)
+    stream["inputs"][0]["steps"] = [{"route": [{"to": "x.users", "when": [{"column": "a", "eq": 1}]},
+                                               {"to": "y.users"}]}]
+    with pytest.raises(LakehouseError, match="bronze reads one topic per table"):
+        plan_from_pipeline(Pipeline.model_validate({"source": {"tables": ["users"]}, "stream": stream}))

@@ -51,6 +51,7 @@ class TableRef:
     catalog: str
     namespace: str
     key_columns: tuple[str, ...] = ()  # source.key_columns, for a table without a primary key
+    transformed: bool = False  # the stream layer filters or reshapes it: silver is not the source table
 
     @property
     def schema(self) -> str:
@@ -172,11 +173,8 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
     from cdclake.source import connection
 
     lake = pipeline.lakehouse
-    prefix = lake.input_topic_prefix or _stream_prefix(pipeline) or pipeline.kafka.topic_prefix
     wanted = [pipeline.source.resolve_table(t) for t in tables] if tables else pipeline.source.tables
-    keys = pipeline.source.key_columns
-    refs = tuple(TableRef(t, topic_name(prefix, t), lake.catalog, lake.namespace, tuple(keys.get(t, ())))
-                 for t in wanted)
+    refs = tuple(_table_ref(pipeline, t) for t in wanted)
     return LakehousePlan(
         catalog=_catalog_settings(pipeline),
         namespace=lake.namespace,
@@ -197,10 +195,29 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
     )
 
 
-def _stream_prefix(pipeline: Pipeline) -> str | None:
-    """``bronze`` when the stream processor is on: bronze then reads its output topics."""
-    stream = getattr(pipeline, "stream", None)
-    return stream.output_prefix if stream is not None and stream.enabled else None
+def _table_ref(pipeline: Pipeline, table: str) -> TableRef:
+    topic, transformed = _input_topic(pipeline, table)
+    return TableRef(table, topic, pipeline.lakehouse.catalog, pipeline.lakehouse.namespace,
+                    key_columns=tuple(pipeline.source.key_columns.get(table, ())), transformed=transformed)
+
+
+def _input_topic(pipeline: Pipeline, table: str) -> tuple[str, bool]:
+    """The topic bronze reads for ``table``, and whether the stream layer transforms it.
+
+    ``lakehouse.input_topic_prefix`` wins; with the stream layer on, a table it reads comes
+    from the topic it writes that table to (stream/configuration.py), any other table from
+    its CDC topic.
+    """
+    if pipeline.lakehouse.input_topic_prefix:
+        return topic_name(pipeline.lakehouse.input_topic_prefix, table), False
+    cdc = topic_name(pipeline.kafka.topic_prefix, table)
+    stream = pipeline.stream
+    if not stream.enabled:
+        return cdc, False
+    try:
+        return stream.bronze_topic(cdc), stream.transforms(cdc)
+    except ValueError as exc:
+        raise LakehouseError(f"{exc} (table {table})") from exc
 
 
 def _catalog_settings(pipeline: Pipeline) -> CatalogSettings:

@@ -119,8 +119,9 @@ class LocalKafka:
             self.properties_file(node).write_text(
                 properties_text(self.server_properties(node), "cdclake up"))
             if not (node.home / "data" / "meta.properties").exists():
+                # --cluster-id=...: a url-safe base64 id may start with "-", which argparse takes for a flag.
                 commands.append(java_argv("256m", STORAGE_MAIN, self.log4j_file(), "format",
-                                          "-t", cluster_id, "-c", str(self.properties_file(node)),
+                                          f"--cluster-id={cluster_id}", "-c", str(self.properties_file(node)),
                                           "--ignore-formatted"))
         return commands
 

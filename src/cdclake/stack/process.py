@@ -99,12 +99,16 @@ def stop(daemon: Daemon, timeout: float = 30.0) -> bool:
     pid = running_pid(daemon.pidfile)
     if pid is not None:
         signal_group(pid, daemon.stop_signal)
-    return stop_pid(daemon.pidfile, timeout)
+    return stop_pid(daemon.pidfile, timeout, pid)
 
 
-def stop_pid(pidfile: Path, timeout: float) -> bool:
-    """Wait for an already-signalled daemon to exit, SIGKILL it after ``timeout``."""
-    pid = running_pid(pidfile)
+def stop_pid(pidfile: Path, timeout: float, pid: int | None = None) -> bool:
+    """Wait for an already-signalled daemon to exit, SIGKILL it after ``timeout``.
+
+    ``pid``: the one signalled (read again from ``pidfile`` if not given; a process that
+    exits at once on the signal must still count as one that was running).
+    """
+    pid = pid if pid is not None else running_pid(pidfile)
     if pid is not None and not _wait_gone(pid, timeout):
         signal_group(pid, signal.SIGKILL)
         _wait_gone(pid, 10)

@@ -252,6 +252,37 @@ class StreamConfig(_Model):
         prefix = self.changelog_prefix if self.changelog_prefix is not None else f"{self.group_id}."
         return f"{prefix}{table}-changelog"
 
+    def input_for(self, topic: str) -> Input | None:
+        return next((item for item in self.inputs if item.topic == topic), None)
+
+    def bronze_topic(self, topic: str) -> str:
+        """The topic bronze reads for a table whose CDC topic is ``topic``.
+
+        An input's single route target, or among several the default ``<output_prefix>.<table>``;
+        a table the processor does not read goes to bronze straight from its CDC topic.
+
+        Raises:
+            ValueError: the input routes to several topics, none of them the default.
+        """
+        item = self.input_for(topic)
+        if item is None:
+            return topic
+        targets = list(dict.fromkeys(route.to for route in item.routes)) or [self.default_output(topic)]
+        if len(targets) == 1 or self.default_output(topic) in targets:
+            return targets[0] if len(targets) == 1 else self.default_output(topic)
+        raise ValueError(f"stream input {topic} routes to {', '.join(targets)}; bronze reads one topic per table: "
+                         f"route the table's events to {self.default_output(topic)} (or to one topic)")
+
+    def transforms(self, topic: str) -> bool:
+        """Whether bronze gets less or other than the source's changes for this CDC topic: a filter,
+        project or hook step, or a route with conditions. (An enrich step only adds columns.)"""
+        item = self.input_for(topic)
+        if item is None:
+            return False
+        kinds = {step.kind for step in item.steps}
+        return bool(kinds & {"filter", "project", "hook"}) or any(route.when for route in item.routes) \
+            or len({route.to for route in item.routes}) > 1
+
     def output_topics(self) -> list[str]:
         """Every topic the processor may write events to (what bronze reads when the layer is on)."""
         out: list[str] = []
