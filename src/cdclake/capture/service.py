@@ -12,7 +12,7 @@ import psycopg
 from cdclake.broker.topics import end_offsets, ensure_topics
 from cdclake.capture.connect_client import ConnectClient
 from cdclake.capture.connector import POSTGRES_CONNECTOR, connector_config, table_topics
-from cdclake.capture.exceptions import CaptureError, ConnectorInvalidError
+from cdclake.capture.exceptions import CaptureError, ConnectorInvalidError, slot_lost_hint
 from cdclake.config import Pipeline
 from cdclake.source import connection
 from cdclake.source.prepare import SIGNAL_TABLE
@@ -63,8 +63,9 @@ def wait_running(pipeline: Pipeline, timeout: float = RUNNING_TIMEOUT) -> dict:
         if status.get("connector", {}).get("state") == "FAILED":
             failed.append(status["connector"])
         if failed:
-            raise CaptureError(f"connector {name} failed: {_trace_summary(failed[0].get('trace', ''))}; "
-                               f"fix the cause, then `cdclake connector restart`")
+            trace = failed[0].get("trace", "")
+            fix = slot_lost_hint(trace) or "fix the cause, then `cdclake connector restart`"
+            raise CaptureError(f"connector {name} failed: {_trace_summary(trace)}; {fix}")
         if status.get("tasks") and all(s == "RUNNING" for s in states):
             return status
         if time.monotonic() > deadline:
