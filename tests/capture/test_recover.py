@@ -74,16 +74,20 @@ def change_in_gap(pipeline, table: str) -> None:
 
 
 def lose_wal(pipeline) -> None:
-    """Make PostgreSQL invalidate the idle slot: a tiny max_slot_wal_keep_size, WAL past it."""
-    execute(pipeline, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'", "SELECT pg_reload_conf()")
+    """Make PostgreSQL invalidate the idle slot: a tiny max_slot_wal_keep_size (and no
+    wal_keep_size, which the stack sets to 1GB), WAL switched past it, checkpoints."""
+    execute(pipeline, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'", "ALTER SYSTEM SET wal_keep_size = 0",
+            "SELECT pg_reload_conf()")
     try:
-        for _ in range(4):
+        for _ in range(8):
             execute(pipeline, "CREATE TEMP TABLE wal_filler AS SELECT g FROM generate_series(1, 20000) g",
-                    "SELECT pg_switch_wal()")
-            execute(pipeline, "CHECKPOINT")
-        assert service.slot_status(pipeline)["wal_status"] == "lost"
+                    "SELECT pg_switch_wal()", "CHECKPOINT")
+            if service.slot_status(pipeline)["wal_status"] == "lost":
+                return
+        raise AssertionError(f"slot not lost: {service.slot_status(pipeline)}")
     finally:
-        execute(pipeline, "ALTER SYSTEM RESET max_slot_wal_keep_size", "SELECT pg_reload_conf()")
+        execute(pipeline, "ALTER SYSTEM RESET max_slot_wal_keep_size", "ALTER SYSTEM RESET wal_keep_size",
+                "SELECT pg_reload_conf()")
 
 
 @pytest.mark.parametrize("how", ["slot_dropped", "wal_lost"])
@@ -99,7 +103,8 @@ def test_recover_brings_silver_back_exact_after_a_lost_slot(stack, spark, cleanu
 
     # The premise: the connector cannot resume, and the error points at recover.
     with pytest.raises(CaptureError, match="cdclake recover"):
-        service.apply(pipeline, progress=QUIET)
+        service.apply(pipeline, progress=QUIET, wait=False)
+        service.wait_running(pipeline, timeout=45)
     report = recover.recover(pipeline, dry_run=True, progress=QUIET)
     assert report["lost"] and report["reasons"] and not report["recovered"], report
 

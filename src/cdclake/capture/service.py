@@ -12,7 +12,7 @@ import psycopg
 from cdclake.broker.topics import end_offsets, ensure_topics
 from cdclake.capture.connect_client import ConnectClient
 from cdclake.capture.connector import POSTGRES_CONNECTOR, connector_config, table_topics
-from cdclake.capture.exceptions import CaptureError, ConnectorInvalidError, slot_lost_hint
+from cdclake.capture.exceptions import RECOVER_HINT, CaptureError, ConnectorInvalidError, slot_lost_hint
 from cdclake.config import Pipeline
 from cdclake.source import connection
 from cdclake.source.prepare import SIGNAL_TABLE
@@ -70,7 +70,8 @@ def wait_running(pipeline: Pipeline, timeout: float = RUNNING_TIMEOUT) -> dict:
             return status
         if time.monotonic() > deadline:
             raise CaptureError(f"connector {name} not RUNNING after {timeout:.0f}s (states: {states}); "
-                               "see the Connect log (.cdclake/logs/connect.log)")
+                               + (RECOVER_HINT if slot_status(pipeline).get("wal_status") == "lost"
+                                  else "see the Connect log (.cdclake/logs/connect.log)"))
         time.sleep(0.5)
 
 
