@@ -135,6 +135,11 @@ def test_recover_brings_silver_back_exact_after_a_lost_slot(stack, spark, cleanu
 
     expected = source_rows(pipeline, table, "id, v")
     assert len(expected) == ROWS - 7 + 12
+    # Debezium stamps the new snapshot's rows at or after the TRUNCATE, the first one's before it.
+    truncate_lsn = report["truncate_lsn"]
+    reads = spark.sql(f"SELECT lsn >= {truncate_lsn} AS after, count(*) FROM {ref.bronze} WHERE op = 'r' "
+                      "GROUP BY 1").collect()
+    assert {r[0]: r[1] for r in reads} == {False: ROWS, True: len(expected)}, reads
     assert silver_rows(spark, ref.silver, "id, v") == expected
     verified = verify(plan, gold=False, progress=QUIET)
     assert verified.ok, verified.as_dict()
