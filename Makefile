@@ -4,6 +4,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins packaging/boto3 below the project's: it lives in its own virtualenv.
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+CHECKOV_VERSION := 3.3.30
+TFLINT_VERSION := v0.64.0
 
 .DEFAULT_GOAL := help
 
@@ -17,16 +22,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[lakehouse,dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## install everything: Python packages, PostgreSQL (apt), JVM engines (Maven); idempotent
+$(TOOLS_STAMP):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	-command -v tflint >/dev/null || go install github.com/terraform-linters/tflint@$(TFLINT_VERSION)
+	touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP) ## install the Terraform checkers (checkov in .venv-tools, tflint with go install)
+
+setup: $(STAMP) ## install the pipeline: Python packages, PostgreSQL (apt), JVM engines (Maven); idempotent
 	$(BIN)/cdclake setup
+
+airflow: $(STAMP) ## also install Apache Airflow into .venv-airflow (for `cdclake airflow up` and its tests)
+	$(BIN)/cdclake setup --airflow
 
 demo: setup ## run the whole pipeline on the embedded local stack
 	$(BIN)/cdclake demo
 
-test: setup ## run unit and integration tests on the real local stack
+test: airflow tools ## run unit and integration tests on the real local stack (the DAG tests need Airflow)
 	$(BIN)/pytest -q
 
-unit: $(STAMP) ## run the fast unit tests only (no stack)
+unit: $(STAMP) tools ## run the fast unit tests only (no stack)
 	$(BIN)/pytest -q -m "not integration"
 
 bench: setup ## run the benchmarks in bench/ against the local stack (long)
@@ -44,4 +60,4 @@ down: ## stop the local stack
 clean: ## stop the stack and delete its state (.cdclake/)
 	-$(BIN)/cdclake down --purge
 
-.PHONY: help setup demo test unit bench up down clean
+.PHONY: help setup airflow tools demo test unit bench up down clean

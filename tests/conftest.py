@@ -4,6 +4,7 @@ tables and slots."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ from cdclake.stack import stack as local_stack
 # one machine set CDCLAKE_TEST_PORT_OFFSET to keep apart.
 PORT_OFFSET = int(os.environ.get("CDCLAKE_TEST_PORT_OFFSET", "0"))
 TEST_PG_PORT, TEST_KAFKA_PORT, TEST_CONNECT_PORT = 55432 + PORT_OFFSET, 29092 + PORT_OFFSET, 28083 + PORT_OFFSET
+TEST_JMX_PORT = 29404 + PORT_OFFSET  # Prometheus JMX exporter: broker i at +i-1, Connect at +10
 
 
 def write_config(directory: Path, doc: dict) -> Path:
@@ -36,6 +38,7 @@ def base_config(**sections) -> dict:
         "kafka": {"managed": "local", "port": TEST_KAFKA_PORT, "partitions": 3},
         "connect": {"managed": "local", "port": TEST_CONNECT_PORT},
         "spark": {"master": "local[2]", "driver_memory": "2g"},
+        "monitoring": {"jmx_exporter": True, "jmx_port": TEST_JMX_PORT},
     }
     for name, values in sections.items():
         doc.setdefault(name, {}).update(values)
@@ -51,6 +54,25 @@ def searchable_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"cdclake-{prefix}-"))
     path.chmod(0o755)
     return path
+
+
+@contextlib.contextmanager
+def running_postgres(directory: Path, port: int, extra_conf: str):
+    """A fresh local PostgreSQL cluster with ``extra_conf`` appended to its config, started and ready."""
+    from cdclake.stack import process
+    from cdclake.stack.postgres import LocalPostgres
+
+    pg = LocalPostgres(directory / ".cdclake", port)
+    pg.init_cluster()
+    with open(pg.data_dir / "postgresql.auto.conf", "a") as conf:
+        conf.write(extra_conf)
+    daemon = pg.daemon()
+    pid = process.start(daemon)
+    try:
+        process.wait_ready(daemon, pid, pg.probe, 60, "SELECT 1")
+        yield pg
+    finally:
+        process.stop(daemon)
 
 
 @pytest.fixture

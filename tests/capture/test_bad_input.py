@@ -11,9 +11,8 @@ from cdclake.config import load
 from cdclake.source import connection
 from cdclake.source.exceptions import MissingKeyError, SourceError, SourceSettingError
 from cdclake.source.prepare import capture_password, check_settings, init_source, secrets_file
-from cdclake.stack import process
-from cdclake.stack.postgres import LocalPostgres
-from tests.conftest import TEST_PG_PORT, base_config, capture_pipeline, drop_capture, unique, write_config
+from tests.conftest import (TEST_PG_PORT, base_config, capture_pipeline, drop_capture, running_postgres, unique,
+                            write_config)
 
 pytestmark = pytest.mark.integration
 
@@ -40,20 +39,11 @@ def test_table_without_primary_key_is_refused_with_both_fixes(stack):
 
 def test_wrong_wal_level_says_what_to_set_and_restart(stack_dir):
     """A real PostgreSQL with wal_level=replica."""
-    pg = LocalPostgres(stack_dir / ".cdclake", TEST_PG_PORT + 7)
-    pg.init_cluster()
-    with open(pg.data_dir / "postgresql.auto.conf", "a") as conf:
-        conf.write("wal_level = replica\n")
-    daemon = pg.daemon()
-    pid = process.start(daemon)
-    try:
-        process.wait_ready(daemon, pid, pg.probe, 60, "SELECT 1")
+    with running_postgres(stack_dir, TEST_PG_PORT + 7, "wal_level = replica\n") as pg:
         with pg.connect() as conn, pytest.raises(SourceSettingError) as err:
             check_settings(conn)
         assert "wal_level=replica; set wal_level=logical" in str(err.value)
         assert "restart the server" in str(err.value)
-    finally:
-        process.stop(daemon)
 
 
 def test_bad_admin_password_is_clear_and_not_echoed(stack, stack_dir):

@@ -1,10 +1,10 @@
-"""Unit tests of ``cdclake recover``'s pure parts: the slot-lost hint, LSNs, the synthetic
-TRUNCATE event and the diagnosis rules (the recovery itself: test_recover.py)."""
+"""Unit tests of ``cdclake recover``'s pure parts: the slot-lost hint, LSNs and the
+diagnosis rules (the recovery itself: test_recover.py)."""
 
 from __future__ import annotations
 
 from cdclake.capture.exceptions import RECOVER_HINT, slot_lost_hint
-from cdclake.capture.recover import Diagnosis, _reasons, lsn_int, lsn_text, truncate_event
+from cdclake.capture.recover import Diagnosis, _reasons, lsn_int, lsn_text
 
 
 def test_hint_names_recover_for_debezium_and_postgresql_slot_errors():
@@ -20,12 +20,6 @@ def test_lsn_round_trip():
     assert lsn_int("1/0") == 1 << 32
     assert lsn_text(lsn_int("A/FF00")) == "A/FF00"
     assert lsn_int(None) is None
-
-
-def test_truncate_event_has_the_transform_shape():
-    event = truncate_event("sales.orders", 42)
-    assert {k: event[k] for k in ("__op", "__lsn", "__table", "__schema", "__deleted")} == {
-        "__op": "t", "__lsn": 42, "__table": "orders", "__schema": "sales", "__deleted": "false"}
 
 
 def slot(**fields):

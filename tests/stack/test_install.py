@@ -52,4 +52,4 @@ def test_setup_is_idempotent_and_offline_after_first_run(monkeypatch):
         raise AssertionError("Maven ran although the cache was complete")
 
     monkeypatch.setattr(subprocess, "run", no_maven)
-    assert [jvm.resolve(engine) for engine in jvm.ENGINES] == [False, False, False]
+    assert [jvm.resolve(engine) for engine in jvm.ENGINES] == [False] * len(jvm.ENGINES)

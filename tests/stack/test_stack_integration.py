@@ -152,9 +152,13 @@ def test_cli_status_json_contract(stack):
     import subprocess
     import sys
 
+    from cdclake.health.verdict import StatusExit
+
     out = subprocess.run([sys.executable, "-m", "cdclake", "-c", str(stack.path), "--output", "json", "status"],
-                         capture_output=True, text=True, timeout=120, check=True)
+                         capture_output=True, text=True, timeout=120)
     status = json.loads(out.stdout)
+    # The session stack runs no connector of its own: status says so in its exit code.
+    assert status["connector"]["state"] == "absent" and out.returncode == StatusExit.FAILED, out.stderr
     assert status["postgres"]["state"] == "up" and status["postgres"]["dsn"].endswith(f":{TEST_PG_PORT}/cdc_test")
     assert status["kafka"]["state"] == "up" and status["kafka"]["bootstrap_servers"] == stack.kafka.bootstrap
     assert status["connect"]["state"] == "up" and status["connect"]["url"] == stack.connect.endpoint

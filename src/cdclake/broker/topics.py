@@ -53,3 +53,9 @@ def end_offsets(bootstrap: str, topics: list[str], timeout: float = 10) -> dict[
         return out
     finally:
         consumer.close()
+
+
+def topic_partitions(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
+    """Partition ids of each topic that exists (missing topics are left out)."""
+    meta = clients.admin(bootstrap).list_topics(timeout=10)
+    return {t: sorted(meta.topics[t].partitions) for t in topics if t in meta.topics}

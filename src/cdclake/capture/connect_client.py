@@ -61,6 +61,11 @@ class ConnectClient:
     def config(self, name: str) -> dict | None:
         return self.request("GET", f"/connectors/{name}/config", ok_missing=True)
 
+    def task_configs(self, name: str) -> list[dict]:
+        """The configs the connector's tasks run with (they lag a config update until the
+        tasks are reconfigured)."""
+        return [t.get("config", {}) for t in self.request("GET", f"/connectors/{name}/tasks", ok_missing=True) or []]
+
     def restart(self, name: str) -> None:
         self.request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=false")
 

@@ -27,7 +27,8 @@ UNWRAP = "io.debezium.transforms.ExtractNewRecordState"
 TRUNCATE = "io.cdclake.connect.TruncateAsChange"
 ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
-ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms"
+# __snapshot tells an incremental-snapshot read ("incremental") from an initial one and a change.
+ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot"
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 
 TUNING = {
@@ -56,11 +57,13 @@ def table_topics(pipeline: Pipeline) -> dict[str, str]:
 
 def connector_config(pipeline: Pipeline) -> dict[str, str]:
     """The connector's config as Kafka Connect takes it. Holds no secret: the password is a
-    ``${file:...}`` reference the worker resolves."""
+    ``${file:...}`` (or, with ``connect.password_env``, ``${env:...}``) reference the worker resolves."""
     src, connect = pipeline.source, pipeline.connect
     host, port, database = _database_address(pipeline)
     prefix = pipeline.kafka.topic_prefix
     password_file = connect.secrets_file or str(secrets_file(pipeline))
+    password = (f"${{env:{connect.password_env}}}" if connect.password_env
+                else f"${{file:{password_file}:password}}")
     config = {
         "connector.class": POSTGRES_CONNECTOR,
         "tasks.max": "1",
@@ -68,7 +71,7 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "database.hostname": host,
         "database.port": str(port),
         "database.user": src.capture_user,
-        "database.password": f"${{file:{password_file}:password}}",
+        "database.password": password,
         "database.dbname": database,
         "topic.prefix": prefix,
         "table.include.list": ",".join(re.escape(t) for t in capture_tables(pipeline)),

@@ -1,12 +1,12 @@
 import re
 
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 
 class CaptureError(CdclakeError):
     """The connector could not be applied, or is not healthy."""
 
-    exit_code = 7
+    exit_code = ExitCode.CAPTURE
 
 
 class ConnectError(CaptureError):

@@ -8,9 +8,10 @@ position. Debezium cannot resume then: the changes in between are gone.
 Recovery, in an order that a crash at any step and a rerun keep correct:
 
 1. stop the connector (or create it STOPPED when it was deleted);
-2. write one synthetic TRUNCATE event per captured table, at T = ``pg_current_wal_lsn()``
-   (the same flat shape ``TruncateAsChange`` produces, null key): silver then drops every
-   row and change older than T, i.e. everything it held before the gap;
+2. write a truncate marker per captured table, at T = ``pg_current_wal_lsn()``
+   (``resnapshot.mark_resnapshot``: the flat event ``TruncateAsChange`` makes of a real
+   TRUNCATE, in every partition): silver then drops every row and change older than T,
+   i.e. everything it held before the gap;
 3. reset the connector's stored offsets (``DELETE /connectors/{name}/offsets``);
 4. drop the lost slot;
 5. resume: with no offsets Debezium creates a new slot and takes an initial snapshot,
@@ -35,6 +36,7 @@ from cdclake.broker.topics import ensure_topics
 from cdclake.capture import service
 from cdclake.capture.connector import connector_config, table_topics
 from cdclake.capture.exceptions import CaptureError
+from cdclake.capture.resnapshot import mark_resnapshot
 from cdclake.config import Pipeline
 from cdclake.source import connection
 from cdclake.stack.connect import OFFSET_TOPIC
@@ -180,27 +182,13 @@ def _wait_state(pipeline: Pipeline, wanted: str, timeout: float = STATE_TIMEOUT)
 
 
 def write_truncates(pipeline: Pipeline, progress=print) -> int:
-    """One synthetic TRUNCATE per captured table at the current WAL position; returns that LSN."""
+    """A truncate marker per captured table at the current WAL position (resnapshot.py); returns it."""
     topics = table_topics(pipeline)
     kafka = pipeline.kafka
     ensure_topics(kafka.bootstrap, list(topics.values()), kafka.partitions, kafka.replication_factor)
-    lsn = lsn_int(service.current_lsn(pipeline))
-    producer = clients.producer(kafka.bootstrap, **{"enable.idempotence": True, "acks": "all"})
-    for table, topic in topics.items():
-        producer.produce(topic, key=None, value=json.dumps(truncate_event(table, lsn)).encode(), partition=0)
-    if producer.flush(30) != 0:
-        raise CaptureError(f"could not write the recovery TRUNCATE events to {', '.join(topics.values())}; "
-                           "is Kafka up? (`cdclake status`), then rerun `cdclake recover`")
-    progress(f"wrote TRUNCATE at LSN {lsn_text(lsn)} to {', '.join(topics.values())}")
+    lsn = mark_resnapshot(pipeline, list(topics))
+    progress(f"wrote TRUNCATE markers at LSN {lsn_text(lsn)} to {', '.join(topics.values())}")
     return lsn
-
-
-def truncate_event(table: str, lsn: int) -> dict[str, Any]:
-    """The flat TRUNCATE event ``TruncateAsChange`` emits (docs/events.md), for ``table`` at ``lsn``."""
-    schema, name = table.split(".", 1)
-    now = int(time.time() * 1000)
-    return {"__deleted": "false", "__op": "t", "__lsn": lsn, "__txId": None, "__source_ts_ms": now,
-            "__table": name, "__schema": schema, "__ts_ms": now}
 
 
 def reset_offsets(pipeline: Pipeline, progress=print) -> None:

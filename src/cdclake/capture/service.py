@@ -12,7 +12,8 @@ import psycopg
 from cdclake.broker.topics import end_offsets, ensure_topics
 from cdclake.capture.connect_client import ConnectClient
 from cdclake.capture.connector import POSTGRES_CONNECTOR, connector_config, table_topics
-from cdclake.capture.exceptions import RECOVER_HINT, CaptureError, ConnectorInvalidError, slot_lost_hint
+from cdclake.capture.exceptions import RECOVER_HINT, CaptureError, ConnectError, ConnectorInvalidError, slot_lost_hint
+from cdclake.capture.resnapshot import mark_resnapshot, previously_captured
 from cdclake.config import Pipeline
 from cdclake.source import connection
 from cdclake.source.prepare import SIGNAL_TABLE
@@ -42,13 +43,49 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
                                     + "\n  ".join(errors), errors=errors)
     current = connect.config(name)
     changed = current is None or {k: v for k, v in current.items() if k != "name"} != config
+    # A new connector snapshots every table itself; an updated one only streams the tables it
+    # gains, so those get an incremental snapshot of their existing rows.
+    added = [t for t in pipeline.source.tables if t not in previously_captured(current)] if current else []
     if changed:
         connect.put_config(name, config)
         progress(f"{'created' if current is None else 'updated'} connector {name}")
     else:
         progress(f"connector {name} unchanged")
-    state = wait_running(pipeline) if wait else connect.status(name)
-    return {"connector": name, "changed": changed, "topics_created": created, "status": state}
+    if wait or added:
+        wait_reconfigured(pipeline, config["table.include.list"])
+    state = wait_running(pipeline) if wait or added else connect.status(name)
+    snapshots = snapshot_added(pipeline, added, progress)
+    return {"connector": name, "changed": changed, "topics_created": created, "status": state,
+            "snapshots": snapshots}
+
+
+def snapshot_added(pipeline: Pipeline, tables: list[str], progress=print) -> dict[str, str]:
+    """Incremental snapshots of newly captured tables, after a re-snapshot marker (resnapshot.py)."""
+    if not tables:
+        return {}
+    lsn = mark_resnapshot(pipeline, tables)
+    signals = {table: snapshot_table(pipeline, table) for table in tables}
+    progress(f"snapshotting the existing rows of {', '.join(tables)} (incremental, from LSN {lsn}; "
+             "streaming goes on)")
+    return signals
+
+
+def wait_reconfigured(pipeline: Pipeline, include_list: str, timeout: float = RUNNING_TIMEOUT) -> None:
+    """Wait until every task runs with ``include_list``: only then does a removed table stop
+    streaming and an added one start."""
+    connect, name = client(pipeline), pipeline.connect.connector_name
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            tasks = connect.task_configs(name)
+        except ConnectError:  # 500 "a rebalance is expected" while the worker reassigns: ask again
+            tasks = []
+        if tasks and all(t.get("table.include.list") == include_list for t in tasks):
+            return
+        if time.monotonic() > deadline:
+            raise CaptureError(f"the tasks of connector {name} still run the previous table list after "
+                               f"{timeout:.0f}s; see the Connect log (.cdclake/logs/connect.log)")
+        time.sleep(0.5)
 
 
 def wait_running(pipeline: Pipeline, timeout: float = RUNNING_TIMEOUT) -> dict:
@@ -146,9 +183,7 @@ def snapshot_table(pipeline: Pipeline, table: str) -> str:
 
     Streaming goes on meanwhile; the snapshot's rows arrive as op ``r``.
     """
-    qualified = table if "." in table else f"public.{table}"
-    if qualified not in pipeline.source.tables:
-        raise CaptureError(f"{table} is not a captured table; captured: {', '.join(pipeline.source.tables)}")
+    qualified = pipeline.source.resolve_table(table)
     signal_id = f"cdclake-{uuid.uuid4()}"
     data = json.dumps({"data-collections": [qualified], "type": "incremental"})
     from psycopg import sql

@@ -63,7 +63,7 @@ for _verb, _doc in (("restart", "Restart the connector and its tasks."), ("pause
 @click.argument("table")
 @pass_ctx
 def snapshot(ctx: Context, table: str) -> None:
-    """Re-snapshot one TABLE (incremental snapshot via the signal table) while streaming goes on."""
+    """Re-snapshot one TABLE (schema.table, or table for public) through the signal table; streaming goes on."""
     from cdclake.capture import service
 
     signal = service.snapshot_table(ctx.pipeline(), table)

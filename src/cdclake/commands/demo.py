@@ -7,21 +7,18 @@ import time
 import click
 
 from cdclake.cli import Context, cli, pass_ctx
+from cdclake.commands.source import workload_options
 
 STEPS = 8
 
 
 @cli.command()
-@click.option("--seconds", type=float, default=30, show_default=True, help="how long the workload runs")
-@click.option("--rate", type=float, default=300, show_default=True, help="workload changes per second")
-@click.option("--seed", type=int, default=42, show_default=True)
+@workload_options
 @pass_ctx
-def demo(ctx: Context, seconds: float, rate: float, seed: int) -> None:
+def demo(ctx: Context, rate: float, duration: float, seed: int) -> None:
     """up -> source init -> demo data -> connector -> workload -> run all -> gold + freshness -> verify."""
     from cdclake.capture import service
     from cdclake.lakehouse import runner
-    from cdclake.lakehouse.configuration import plan_from_pipeline
-    from cdclake.lakehouse.spark import session
     from cdclake.query.engines import run_sql
     from cdclake.query.render import as_table
     from cdclake.source.demo import create_demo
@@ -41,15 +38,15 @@ def demo(ctx: Context, seconds: float, rate: float, seed: int) -> None:
     init_source(pipeline, progress=lambda m: click.echo(f"  {m}"))
     say("applying the Debezium connector (snapshot, then streaming)")
     service.apply(pipeline, progress=lambda m: click.echo(f"  {m}"))
-    say(f"running the workload: {rate:.0f} changes/s for {seconds:.0f}s")
-    result = Workload(pipeline, seed=seed).run(rate=rate, duration=seconds, progress=lambda m: click.echo(f"  {m}"))
+    say(f"running the workload: {rate:.0f} changes/s for {duration:.0f}s")
+    result = Workload(pipeline, seed=seed).run(rate=rate, duration=duration, progress=lambda m: click.echo(f"  {m}"))
     summary = result.summary()
     click.echo(f"  {summary['ops']} changes in {summary['transactions']} transactions "
                f"({summary['achieved_rate']:.0f}/s achieved)")
     service.wait_caught_up(pipeline, service.current_lsn(pipeline))
     say("running bronze -> silver -> gold on Spark + Iceberg")
-    plan = plan_from_pipeline(pipeline)
-    spark = session(plan, "cdclake-demo")
+    plan = ctx.plan()
+    spark = ctx.spark(plan, "cdclake-demo")
     run = runner.run(spark, plan, runner.layers_for("all"), progress=lambda m: click.echo(f"  {m}"))
     run.raise_on_failure()
     visible_at = time.time()
@@ -63,7 +60,11 @@ def demo(ctx: Context, seconds: float, rate: float, seed: int) -> None:
     check.raise_on_difference()
     click.echo("\ndemo done: silver equals the source row for row. Try:\n"
                f"  cdclake sql \"SELECT segment, count(*) FROM {plan.namespace}.gold_user_stats GROUP BY segment\"\n"
-               "  cdclake status\n  cdclake down")
+               "  cdclake status            # every layer of every table; exit code 0 when healthy\n"
+               "  cdclake doctor            # the runbook's checks, each problem with its fix\n"
+               "  cdclake dashboard         # then open http://127.0.0.1:8765/ in a browser\n"
+               "  cdclake metrics serve     # Prometheus metrics on http://127.0.0.1:9464/metrics\n"
+               "  cdclake down")
 
 
 def _stepper():

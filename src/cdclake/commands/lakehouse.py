@@ -6,24 +6,14 @@ import click
 
 from cdclake.cli import Context, cli, pass_ctx
 
-
-def _plan(ctx: Context, tables: tuple[str, ...] | list[str] = ()):
-    from cdclake.lakehouse.configuration import plan_from_pipeline
-
-    return plan_from_pipeline(ctx.pipeline(), list(tables) or None)
-
-
-def _spark(plan, app: str):
-    from cdclake.lakehouse.spark import session
-
-    return session(plan, app)
+TABLE_HELP = "only this source table: schema.table, or table for public (repeatable)"
 
 
 @cli.command()
 @click.argument("layer", type=click.Choice(["bronze", "silver", "gold", "all"]))
 @click.option("--continuous", is_flag=True, help="keep streaming with lakehouse.trigger_interval_seconds")
 @click.option("--available-now", is_flag=True, help="drain what Kafka holds now, then stop (the default)")
-@click.option("-t", "--table", "tables", multiple=True, help="only this source table (repeatable)")
+@click.option("-t", "--table", "tables", multiple=True, help=TABLE_HELP)
 @pass_ctx
 def run(ctx: Context, layer: str, continuous: bool, available_now: bool, tables: tuple[str, ...]) -> None:
     """Run the bronze, silver and gold jobs (all: in that order)."""
@@ -31,8 +21,8 @@ def run(ctx: Context, layer: str, continuous: bool, available_now: bool, tables:
 
     if continuous and available_now:
         raise click.UsageError("give --continuous or --available-now, not both")
-    plan = _plan(ctx, tables)
-    spark = _spark(plan, f"cdclake-{layer}")
+    plan = ctx.plan(tables)
+    spark = ctx.spark(plan, f"cdclake-{layer}")
     layers = runner.layers_for(layer)
     job = runner.run_continuous if continuous else runner.run
     report = job(spark, plan, layers, progress=ctx.progress)
@@ -67,27 +57,29 @@ def rebuild() -> None:
 @click.argument("table")
 @pass_ctx
 def rebuild_silver(ctx: Context, table: str) -> None:
-    """Drop silver_TABLE and replay it from all of bronze."""
+    """Drop the silver table of source TABLE (schema.table, or table for public) and replay it from bronze."""
     from cdclake.lakehouse import silver
 
-    plan = _plan(ctx)
-    ref = plan.table(table)
-    result = silver.rebuild(_spark(plan, "cdclake-rebuild"), plan, ref)
+    plan = ctx.plan([table])
+    ref = plan.tables[0]
+    result = silver.rebuild(ctx.spark(plan, "cdclake-rebuild"), plan, ref)
     ctx.emit(result.__dict__, lambda r: f"rebuilt {ref.silver_short}: {r['changes']} key(s) from bronze "
                                         f"snapshot {r['bronze_snapshot']} in {r['seconds']:.1f}s")
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="report what would be done, change nothing")
-@click.option("-t", "--table", "tables", multiple=True, help="only this table, e.g. silver_users (repeatable)")
+@click.option("-t", "--table", "tables", multiple=True,
+              help="only the bronze and silver tables of this source table (repeatable)")
 @pass_ctx
 def maintain(ctx: Context, dry_run: bool, tables: tuple[str, ...]) -> None:
     """Compact, expire snapshots, remove orphan files, rewrite manifests of every table."""
     from cdclake.lakehouse.maintenance import maintain as run_maintenance
 
-    plan = _plan(ctx)
-    results = run_maintenance(_spark(plan, "cdclake-maintain"), plan, dry_run=dry_run, progress=ctx.progress,
-                              only=list(tables) or None)
+    plan = ctx.plan(tables)
+    only = [f"{layer}_{ref.base}" for ref in plan.tables for layer in ("bronze", "silver")] if tables else None
+    results = run_maintenance(ctx.spark(plan, "cdclake-maintain"), plan, dry_run=dry_run, progress=ctx.progress,
+                              only=only)
     ctx.emit([r.__dict__ for r in results], lambda rs: f"{len(rs)} table(s) {'inspected' if dry_run else 'maintained'}")
 
 
@@ -95,19 +87,19 @@ def maintain(ctx: Context, dry_run: bool, tables: tuple[str, ...]) -> None:
 @click.argument("statement")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="duckdb: pyiceberg + DuckDB, no JVM; spark: Spark SQL")
-@click.option("--output", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @pass_ctx
-def sql(ctx: Context, statement: str, engine: str, fmt: str) -> None:
+def sql(ctx: Context, statement: str, engine: str) -> None:
     """Query the lakehouse: cdclake sql "SELECT * FROM cdc_db.silver_users LIMIT 5".
 
     Time travel: ... FROM cdc_db.silver_users VERSION AS OF <snapshot id>
     or TIMESTAMP AS OF '2026-01-01 10:00:00' (UTC), on both engines.
+    The global --output picks the format: text (an aligned table), json or csv.
     """
     from cdclake.query.engines import run_sql
     from cdclake.query.render import RENDERERS
 
-    result = run_sql(_plan(ctx), statement, engine)
-    click.echo(RENDERERS[fmt](result))
+    result = run_sql(ctx.plan(), statement, engine)
+    click.echo(RENDERERS[ctx.output](result))
 
 
 @cli.command()
@@ -115,10 +107,16 @@ def sql(ctx: Context, statement: str, engine: str, fmt: str) -> None:
 @click.option("--no-gold", is_flag=True, help="check silver only")
 @pass_ctx
 def verify(ctx: Context, table: str | None, no_gold: bool) -> None:
-    """Prove silver == source (counts, per-key hashes) and gold == its SQL on PostgreSQL."""
+    """Prove silver == source (counts, per-key hashes) and gold == its SQL on PostgreSQL.
+
+    TABLE (schema.table, or table for public) checks that table only.
+    """
+    from cdclake.lakehouse.configuration import plan_from_pipeline
     from cdclake.verify.verify import verify as run_verify
 
-    report = run_verify(_plan(ctx), table, gold=not no_gold,
+    pipeline = ctx.pipeline()
+    name = pipeline.source.resolve_table(table) if table else None
+    report = run_verify(plan_from_pipeline(pipeline), name, gold=not no_gold,
                         progress=ctx.progress if ctx.output == "json" else click.echo)
     if ctx.output == "json":
         ctx.emit(report.as_dict(), str)

@@ -5,6 +5,20 @@ from __future__ import annotations
 import click
 
 from cdclake.cli import Context, cli, pass_ctx
+from cdclake.source import DEFAULT_DURATION, DEFAULT_RATE, DEFAULT_SEED
+
+
+def seed_option(help: str = "random seed: the same seed gives the same changes"):
+    return click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help=help)
+
+
+def workload_options(command):
+    """``--rate``, ``--duration``, ``--seed``: the workload's flags, the same on ``load`` and ``demo``."""
+    command = seed_option()(command)
+    command = click.option("--duration", type=float, default=DEFAULT_DURATION, show_default=True,
+                           help="seconds the workload runs")(command)
+    return click.option("--rate", type=float, default=DEFAULT_RATE, show_default=True,
+                        help="offered load, row changes per second")(command)
 
 
 @cli.group()
@@ -14,7 +28,7 @@ def source() -> None:
 
 @source.command("init")
 @click.option("--demo", is_flag=True, help="also create the cdc_demo tables and seed them")
-@click.option("--seed", type=int, default=42, show_default=True, help="seed for the demo data")
+@seed_option("seed for the demo data")
 @pass_ctx
 def init(ctx: Context, demo: bool, seed: int) -> None:
     """Prepare the source for capture: settings check, role, publication, heartbeat/signal tables."""
@@ -31,19 +45,21 @@ def init(ctx: Context, demo: bool, seed: int) -> None:
 
 
 @cli.command()
-@click.option("--rate", type=float, default=200.0, show_default=True, help="offered load, operations per second")
-@click.option("--duration", type=float, default=None, help="seconds to run")
-@click.option("--ops", type=int, default=None, help="operations to run (instead of --duration)")
-@click.option("--seed", type=int, default=1, show_default=True)
+@workload_options
+@click.option("--ops", type=int, default=None, help="stop after this many row changes (then --duration only if given)")
 @click.option("--durable", is_flag=True, help="synchronous_commit=on: every commit waits for its WAL flush")
-@pass_ctx
-def load(ctx: Context, rate: float, duration: float | None, ops: int | None, seed: int, durable: bool) -> None:
+@click.pass_context
+def load(click_ctx: click.Context, rate: float, duration: float, ops: int | None, seed: int, durable: bool) -> None:
     """Run the demo workload: inserts, updates and deletes at a target rate (open loop)."""
+    from click.core import ParameterSource
+
     from cdclake.source.workload import Workload
 
-    if duration is None and ops is None:
-        duration = 30.0
-    result = Workload(ctx.pipeline(), seed=seed, durable=durable).run(rate=rate, duration=duration, ops=ops, progress=ctx.progress)
+    ctx = click_ctx.find_object(Context)
+    if ops is not None and click_ctx.get_parameter_source("duration") is ParameterSource.DEFAULT:
+        duration = None
+    result = Workload(ctx.pipeline(), seed=seed, durable=durable).run(rate=rate, duration=duration, ops=ops,
+                                                                      progress=ctx.progress)
     ctx.emit(result.summary(), lambda r: (f"{r['ops']} ops in {r['seconds']:.1f}s: {r['achieved_rate']:.0f} ops/s "
                                           f"achieved of {r['target_rate']:.0f} offered; {r['transactions']} "
                                           f"transactions, max lag {r['max_lag_s']:.2f}s"))

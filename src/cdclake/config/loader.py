@@ -41,15 +41,17 @@ def load(path: str | Path = "pipeline.yaml", overrides: Mapping[str, Any] | None
     path = Path(path)
     raw = _read_yaml(path)
     _refuse_literal_secrets(raw, path)
-    for dotted, value in _env_overrides(environ if environ is not None else os.environ):
-        _set(raw, dotted, value)
+    from_env = {}
+    for name, keys, value in _env_overrides(environ if environ is not None else os.environ):
+        _set(raw, keys, value)
+        from_env[".".join(keys)] = name
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set(raw, dotted.split("."), value)
     try:
         pipeline = Pipeline.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(exc, path) from None
+        raise _explain(exc, path, from_env) from None
     pipeline._path = path
     _resolve_password_file(pipeline, path)
     return pipeline
@@ -93,12 +95,12 @@ def _env_overrides(environ: Mapping[str, str]):
         # Sections and their keys are lower case; deeper keys (Spark conf) keep their case.
         keys = [p.lower() for p in parts[:2]] + parts[2:]
         if keys == ["source", "password"]:
-            yield keys, value  # never parse a secret as YAML: "123" must stay a string
-        else:
-            try:
-                yield keys, yaml.safe_load(value)
-            except yaml.YAMLError:
-                yield keys, value
+            yield name, keys, value  # never parse a secret as YAML: "123" must stay a string
+            continue
+        try:
+            yield name, keys, yaml.safe_load(value)
+        except yaml.YAMLError:
+            yield name, keys, value
 
 
 def _set(raw: dict, keys: list[str], value: Any) -> None:
@@ -111,23 +113,32 @@ def _set(raw: dict, keys: list[str], value: Any) -> None:
     node[keys[-1]] = value
 
 
-def _explain(exc: ValidationError, path: Path) -> ConfigError:
+def _explain(exc: ValidationError, path: Path, from_env: Mapping[str, str]) -> ConfigError:
     lines = []
     first_key = None
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc) or "(top level)"
         first_key = first_key or key
+        where = _origin(key, path, from_env)
         if err["type"] == "extra_forbidden":
-            lines.append(f"{path}: {key}: unknown key{_did_you_mean(loc)}")
+            lines.append(f"{where}: {key}: unknown key{_did_you_mean(loc)}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
             given = err.get("input")
             if isinstance(given, str) and key.endswith("dsn"):
                 given = mask_dsn(given)
             shown = "" if "password" in key or isinstance(given, dict) else f" (got {given!r})"
-            lines.append(f"{path}: {key}: {msg}{shown}")
+            lines.append(f"{where}: {key}: {msg}{shown}")
     return ConfigError("\n".join(lines), path=str(path), key=first_key)
+
+
+def _origin(key: str, path: Path, from_env: Mapping[str, str]) -> str:
+    """Where a bad key came from: the config file, or the environment variable that set it."""
+    for dotted, variable in from_env.items():
+        if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
+            return f"environment variable {variable} (unset it or fix its name)"
+    return str(path)
 
 
 def _did_you_mean(loc: list[str]) -> str:

@@ -13,6 +13,9 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from cdclake.config.exceptions import ConfigError
+from cdclake.deploy.configuration import DeployConfig
+from cdclake.monitoring.configuration import MonitoringConfig
 from cdclake.orchestration.configuration import AirflowConfig
 from cdclake.stream.configuration import StreamConfig
 
@@ -108,7 +111,39 @@ class SourceConfig(ManagedOrAddress):
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:
         self._resolve_kind("dsn")
+        self._database_from_dsn()
         return self
+
+    def _database_from_dsn(self) -> None:
+        """source.database is the DSN's database: taken from it, or an error when they differ."""
+        in_dsn = urlsplit(self.dsn).path.lstrip("/") if self.dsn else ""
+        if not in_dsn or in_dsn == self.database:
+            return
+        if "database" in self.model_fields_set:
+            raise ValueError(f"source.dsn names database {in_dsn!r} but source.database is {self.database!r}; "
+                             f"make them the same (or drop source.database: it defaults to the DSN's)")
+        self.database = _check_ident(in_dsn, "the database in source.dsn")
+
+    def resolve_table(self, name: str) -> TableName:
+        """The configured table a user named: ``schema.table``, or ``table`` for ``public``.
+
+        Every command that takes a table (``run -t``, ``verify``, ``rebuild``, ``maintain -t``,
+        ``connector snapshot``, the job script's ``--tables``) resolves it here, before any work.
+
+        Example:
+            >>> SourceConfig(tables=["users", "sales.orders"]).resolve_table("users")
+            'public.users'
+
+        Raises:
+            ConfigError: not a configured table; the message lists the configured ones.
+        """
+        qualified = name if "." in name else f"public.{name}"
+        for table in self.tables:
+            if table == qualified:
+                return TableName(table)
+        known = ", ".join(self.tables) or "none"
+        raise ConfigError(f"unknown table {name!r}; configured tables (source.tables): {known}. "
+                          "Name one as schema.table, or table for the public schema", key="source.tables")
 
 
 class KafkaConfig(ManagedOrAddress):
@@ -151,6 +186,9 @@ class ConnectConfig(ManagedOrAddress):
     secrets_file: str | None = Field(
         None, description="path ON THE CONNECT WORKER of a properties file with password=...; "
                           "default: the local state dir's secrets/debezium.properties")
+    password_env: str | None = Field(
+        None, description="environment variable ON THE CONNECT WORKER holding the password (${env:...}); "
+                          "the AWS deployment's Fargate tasks get CDCLAKE_SOURCE_PASSWORD from Secrets Manager")
     overrides: dict[str, str] = Field(default_factory=dict, description="extra Debezium connector keys")
 
     @model_validator(mode="after")
@@ -215,6 +253,8 @@ class Pipeline(Model):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     airflow: AirflowConfig = Field(default_factory=AirflowConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     _path: Path = PrivateAttr(default=Path("pipeline.yaml"))
 

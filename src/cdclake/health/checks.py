@@ -26,11 +26,16 @@ from cdclake.stream.metrics import stream_status
 QUORUM_MAIN = "org.apache.kafka.tools.MetadataQuorumCommand"
 
 
-def stack_status(pipeline: Pipeline) -> dict[str, Any]:
-    """One JSON object: each component's state and address."""
+def stack_status(pipeline: Pipeline, controller: bool = True) -> dict[str, Any]:
+    """One JSON object: each component's state and address.
+
+    Args:
+        controller: also ask the KRaft quorum for its leader (a JVM tool run: seconds; the
+            metrics exporter skips it so a scrape stays fast).
+    """
     return {
         "postgres": postgres_status(pipeline),
-        "kafka": kafka_status(pipeline),
+        "kafka": kafka_status(pipeline, controller),
         "connect": connect_status(pipeline),
         "connector": _connector_status(pipeline),
         "stream": stream_status(pipeline),
@@ -55,7 +60,7 @@ def postgres_status(pipeline: Pipeline) -> dict[str, Any]:
     return out
 
 
-def kafka_status(pipeline: Pipeline) -> dict[str, Any]:
+def kafka_status(pipeline: Pipeline, controller: bool = True) -> dict[str, Any]:
     bootstrap = pipeline.kafka.bootstrap
     out: dict[str, Any] = {"managed": pipeline.kafka.is_managed, "bootstrap_servers": bootstrap}
     try:
@@ -75,7 +80,7 @@ def kafka_status(pipeline: Pipeline) -> dict[str, Any]:
     )
     if pipeline.kafka.is_managed:
         out["version"] = _jar_version("kafka-clients")
-        out["active_controller"] = _active_controller(pipeline)
+        out["active_controller"] = _active_controller(pipeline) if controller else None
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from cdclake.capture.exceptions import slot_lost_hint
 from cdclake.config import Pipeline
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 METADATA_TIMEOUT = 10.0
 
@@ -30,7 +30,7 @@ class HealthCheckError(CdclakeError):
         component: ``kafka``, ``connector`` or ``slot``.
     """
 
-    exit_code = 4
+    exit_code = ExitCode.HEALTH
 
     def __init__(self, message: str, component: str, **details: Any) -> None:
         super().__init__(message)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 from cdclake.orchestration.exceptions import AirflowNotInstalledError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]  # in a source checkout
@@ -30,7 +30,7 @@ PIP_TIMEOUT = 1800
 
 
 class AirflowInstallError(CdclakeError):
-    exit_code = 3
+    exit_code = ExitCode.NOT_INSTALLED
 
 
 def venv_python(venv: Path = VENV) -> Path:
@@ -45,7 +45,7 @@ def airflow_bin(venv: Path = VENV) -> Path:
     """
     path = venv / "bin" / "airflow"
     if not path.exists() or not installed(venv):
-        raise AirflowNotInstalledError(f"Airflow is not installed in {venv}; run `cdclake setup` (or `make setup`)")
+        raise AirflowNotInstalledError(f"Airflow is not installed in {venv}; run `cdclake setup --airflow` (or `make airflow`)")
     return path
 
 
@@ -95,7 +95,7 @@ def _run(argv: list[str], what: str) -> None:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=PIP_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         raise AirflowInstallError(f"{what} took over {PIP_TIMEOUT}s; check the network to PyPI and rerun "
-                                  "`cdclake setup`") from exc
+                                  "`cdclake setup --airflow`") from exc
     if result.returncode != 0:
         raise AirflowInstallError(f"{what} failed ({' '.join(argv[:6])} ...):\n"
                                   f"{result.stdout[-2000:]}{result.stderr[-3000:]}")

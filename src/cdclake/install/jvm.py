@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdclake.errors import CdclakeError, NotInstalledError
+from cdclake.errors import CdclakeError, ExitCode, NotInstalledError
 
 CACHE_ENV = "CDCLAKE_JVM_CACHE"
 POM_ROOT = Path(__file__).resolve().parents[3] / "jvm"  # in a source checkout
@@ -53,6 +53,7 @@ ENGINES = {
     # src/: io.cdclake.connect.TruncateAsChange (TRUNCATE events through ExtractNewRecordState)
     "debezium": Engine("debezium", "debezium-connector-postgres", sources=("src",)),
     "spark": Engine("spark"),
+    "jmx": Engine("jmx"),  # the Prometheus JMX exporter agent (monitoring.jmx_exporter)
 }
 
 
@@ -61,7 +62,7 @@ MAVEN_EXTRA_ARGS: list[str] = []
 
 
 class MavenError(CdclakeError):
-    exit_code = 3
+    exit_code = ExitCode.NOT_INSTALLED
 
 
 def cache_root() -> Path:

@@ -7,6 +7,7 @@ from typing import Any
 
 from cdclake.errors import NotInstalledError
 from cdclake.lakehouse.configuration import LakehousePlan
+from cdclake.lakehouse.exceptions import LakehouseError
 
 
 def pyiceberg_catalog(plan: LakehousePlan) -> Any:
@@ -14,6 +15,7 @@ def pyiceberg_catalog(plan: LakehousePlan) -> Any:
 
     Raises:
         NotInstalledError: pyiceberg is missing, with the install command.
+        LakehouseError: the JDBC catalog's database cannot be reached.
     """
     cat = plan.catalog
     try:
@@ -27,4 +29,11 @@ def pyiceberg_catalog(plan: LakehousePlan) -> Any:
         from pyiceberg.catalog.sql import SqlCatalog
     except ImportError as exc:
         raise NotInstalledError("pyiceberg is not installed; pip install 'cdclake[lakehouse]'") from exc
-    return SqlCatalog(cat.name, uri=cat.sqlalchemy_url.get_secret_value(), warehouse=cat.warehouse)
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return SqlCatalog(cat.name, uri=cat.sqlalchemy_url.get_secret_value(), warehouse=cat.warehouse)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise LakehouseError(f"cannot reach the Iceberg catalog database ({cat.jdbc_url}): {reason}; "
+                             "start the stack with `cdclake up`, or check lakehouse.catalog_database") from exc

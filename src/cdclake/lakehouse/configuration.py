@@ -128,6 +128,7 @@ class LakehousePlan:
     orphan_age_hours: int = 72
     tombstone_retention_hours: int = 168
     source_connect: Callable[..., psycopg.Connection] | None = field(default=None, compare=False, repr=False)
+    log_dir: Path | None = None  # a local Spark's engine logs go to a file here; None: the console
 
     def table(self, name: str) -> TableRef:
         """The configured table called ``name`` (``users``, ``public.users`` or ``silver_users``).
@@ -158,18 +159,21 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
 
     Args:
         pipeline: the validated pipeline.
-        tables: restrict to these source tables (default: ``source.tables``).
+        tables: restrict to these source tables (default: ``source.tables``), named as
+            :meth:`SourceConfig.resolve_table` takes them.
 
     Returns:
         The plan, holding the catalog password as a secret.
+
+    Raises:
+        ConfigError: a name in ``tables`` is not a configured table.
     """
     from cdclake.source import connection
 
     lake = pipeline.lakehouse
     prefix = lake.input_topic_prefix or _stream_prefix(pipeline) or pipeline.kafka.topic_prefix
-    wanted = tables or list(pipeline.source.tables)
-    refs = tuple(TableRef(t if "." in t else f"public.{t}", topic_name(prefix, t if "." in t else f"public.{t}"),
-                          lake.catalog, lake.namespace) for t in wanted)
+    wanted = [pipeline.source.resolve_table(t) for t in tables] if tables else pipeline.source.tables
+    refs = tuple(TableRef(t, topic_name(prefix, t), lake.catalog, lake.namespace) for t in wanted)
     return LakehousePlan(
         catalog=_catalog_settings(pipeline),
         namespace=lake.namespace,
@@ -186,6 +190,7 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
         orphan_age_hours=lake.orphan_file_age_hours,
         tombstone_retention_hours=lake.tombstone_retention_hours,
         source_connect=functools.partial(connection.connect, pipeline),
+        log_dir=pipeline.state_dir / "logs",
     )
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 
 class LakehouseError(CdclakeError):
     """A lakehouse job cannot go on."""
 
-    exit_code = 6
+    exit_code = ExitCode.LAKEHOUSE
 
     def __init__(self, message: str, *, table: str | None = None):
         super().__init__(message)

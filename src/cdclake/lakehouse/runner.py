@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cdclake.broker.topics import topic_partitions
 from cdclake.lakehouse import bronze, gold, silver
 from cdclake.lakehouse.configuration import LakehousePlan, TableRef
 from cdclake.lakehouse.exceptions import JobsFailedError, LakehouseError
+from cdclake.progress import Meter
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,16 +41,19 @@ class RunReport:
             raise JobsFailedError(self.failures)
 
 
+def failure_reason(exc: BaseException) -> str:
+    """Spark's own reason for a failure, in one line.
+
+    PySpark's ``CapturedException`` (``StreamingQueryException`` among them) has no
+    ``getMessage()``; its ``desc`` is the JVM message, while ``str()`` appends the JVM
+    stack trace. Any other exception gives its ``str()``, or its type when that is empty.
+    """
+    text = (getattr(exc, "desc", None) or str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def layers_for(name: str) -> list[str]:
     return list(LAYERS) if name == "all" else [name]
-
-
-def topic_partitions(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
-    """Partition ids of each topic that exists (bronze resumes from its own offsets)."""
-    from cdclake.broker import clients
-
-    meta = clients.admin(bootstrap).list_topics(timeout=10)
-    return {t: sorted(meta.topics[t].partitions) for t in topics if t in meta.topics}
 
 
 def run_bronze(spark: SparkSession, plan: LakehousePlan, report: RunReport, progress: Progress,
@@ -66,13 +71,15 @@ def run_bronze(spark: SparkSession, plan: LakehousePlan, report: RunReport, prog
             report.failures[ref.source] = str(exc)
     if not available_now:
         return queries
-    for ref, query in queries:
+    meter = Meter("bronze", len(queries), "tables", per_second=False)
+    for done, (ref, query) in enumerate(queries, 1):
         try:
             query.awaitTermination()
             report.bronze[ref.source] = "drained"
-            progress(f"bronze {ref.bronze_short}: drained {ref.topic}")
+            events = sum(p.get("numInputRows", 0) for p in query.recentProgress)
+            progress(meter.line(done, f"{ref.bronze_short} drained {ref.topic} ({events} events)"))
         except StreamingQueryException as exc:
-            report.failures[ref.source] = f"bronze: {exc.getMessage().splitlines()[0]}"
+            report.failures[ref.source] = f"bronze: {failure_reason(exc)}"
     return queries
 
 
@@ -111,9 +118,11 @@ def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: P
     if "bronze" in layers:
         run_bronze(spark, plan, report, progress)
     if "silver" in layers:
-        for ref in plan.tables:
-            if ref.source not in report.failures:
-                run_silver_table(spark, plan, ref, report, progress)
+        todo = [ref for ref in plan.tables if ref.source not in report.failures]
+        meter = Meter("silver", len(todo), "tables", per_second=False)
+        for done, ref in enumerate(todo, 1):
+            run_silver_table(spark, plan, ref, report, progress)
+            progress(meter.line(done))
     if "gold" in layers:
         run_gold(spark, plan, report, progress)
     return report
@@ -131,7 +140,7 @@ def run_continuous(spark: SparkSession, plan: LakehousePlan, layers: list[str], 
         try:
             run_silver_table(spark, plan, ref, report, progress)
         except Exception as exc:  # noqa: BLE001 - Py4J/Spark errors of any kind
-            report.failures[ref.source] = f"silver: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            report.failures[ref.source] = f"silver: {failure_reason(exc)}"
             progress(f"silver {ref.silver_short}: failed, retrying on the next batch: {report.failures[ref.source]}")
 
     queries = []
@@ -148,7 +157,7 @@ def run_continuous(spark: SparkSession, plan: LakehousePlan, layers: list[str], 
                 run_gold(spark, plan, report, progress)
             for ref, query in queries:
                 if query.exception() is not None:
-                    report.failures[ref.source] = f"bronze: {query.exception().getMessage().splitlines()[0]}"
+                    report.failures[ref.source] = f"bronze: {failure_reason(query.exception())}"
     except KeyboardInterrupt:
         progress("stopping ...")
     finally:

@@ -16,8 +16,10 @@ the MERGE's own snapshot summary, so data and position commit atomically (DESIGN
   older than ``lakehouse.tombstone_retention_hours``, which must cover the replay window;
 - a TRUNCATE at LSN T removes every row whose change is older than T (a MERGE clause
   ``WHEN NOT MATCHED BY SOURCE AND t._cdc_lsn < T THEN DELETE``, in the same commit), and
-  every change older than T, re-sent or late from another partition, is dropped; T is kept
-  in the snapshot summary (``cdclake.silver.truncated-before-lsn``) with the watermark;
+  every change older than T, re-sent or late from another partition, is dropped; T, per
+  Kafka partition, is kept in the snapshot summary (``cdclake.silver.truncated-before-lsn``)
+  with the watermark. A re-snapshot (capture/resnapshot.py) is the same marker written to
+  every partition, followed by snapshot reads that :func:`snapshot_positions` places after it;
 - a TOAST placeholder keeps the value: the last real value of that key in the batch,
   else the stored one; for a primary-key update (delete of the old key and create of the
   new key at the same LSN) the value comes from the old key;
@@ -27,6 +29,7 @@ the MERGE's own snapshot summary, so data and position commit atomically (DESIGN
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -151,19 +154,57 @@ def read_bronze(spark: SparkSession, ref: TableRef, after: int | None, end: int)
 
 @dataclass(frozen=True)
 class Truncate:
-    """The newest TRUNCATE's LSN, and whether this batch brought it (rows must then go)."""
+    """The newest TRUNCATE (or re-snapshot marker) LSN, per Kafka partition of the topic.
 
-    lsn: int
-    new: bool
+    ``before`` is what silver had applied before this batch, ``after`` includes the batch;
+    ``new`` is true when the batch brought a newer one (silver's older rows must then go).
+    """
+
+    before: dict[int, int]
+    after: dict[int, int]
+
+    @property
+    def lsn(self) -> int:
+        return max(self.after.values())
+
+    @property
+    def new(self) -> bool:
+        return not self.before or self.lsn > max(self.before.values())
+
+    def summary(self) -> str:
+        return json.dumps({str(p): lsn for p, lsn in sorted(self.after.items())})
 
 
 def truncate_position(spark: SparkSession, ref: TableRef, events: DataFrame) -> Truncate | None:
-    """The newest TRUNCATE known: in this batch, else the one silver already applied."""
+    """The truncates silver applied, updated with this batch's (None: the table never had one)."""
     stored = latest_summary_value(spark, ref.silver, SILVER_TRUNCATE_KEY)[1]
-    batch = events.where("op = 't'").agg({"lsn": "max"}).first()[0]
-    if batch is not None and (stored is None or batch > int(stored)):
-        return Truncate(int(batch), new=True)
-    return Truncate(int(stored), new=False) if stored is not None else None
+    before = {int(p): int(lsn) for p, lsn in json.loads(stored).items()} if stored else {}
+    after = dict(before)
+    for partition, lsn in events.where("op = 't'").groupBy("kafka_partition").agg({"lsn": "max"}).collect():
+        after[partition] = max(after.get(partition, lsn), lsn)
+    return Truncate(before, after) if after else None
+
+
+def snapshot_positions(events: DataFrame, truncate: Truncate | None) -> DataFrame:
+    """Place each incremental-snapshot read no earlier than the truncate marker before it in its partition.
+
+    Debezium's incremental-snapshot rows (``__snapshot = incremental``) carry a stale
+    ``__lsn`` (the connector's offset when the snapshot began), yet each is read after the
+    signal, so after any marker written to its partition before that signal
+    (capture/resnapshot.py): that marker's LSN is a lower bound of its true position. A key
+    always lands on one partition. Initial-snapshot reads keep their LSN (the slot's start);
+    an incremental read with no LSN at all (none streamed since the task started) and no
+    marker before it is the oldest change (0): it fills a missing key, never overwrites one.
+    """
+    incremental = "op = 'r' AND get_json_object(event_value, '$.__snapshot') = 'incremental'"
+    if truncate is None:
+        return events.withColumn("lsn", _expr(f"CASE WHEN {incremental} THEN coalesce(lsn, 0) ELSE lsn END"))
+    stored = " ".join(f"WHEN {p} THEN {lsn}" for p, lsn in sorted(truncate.before.items()))
+    previous = f"CASE kafka_partition {stored} ELSE 0 END" if stored else "0"
+    marker = ("max(CASE WHEN op = 't' THEN lsn END) OVER (PARTITION BY kafka_partition ORDER BY kafka_offset "
+              "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
+    return events.withColumn("lsn", _expr(f"CASE WHEN {incremental} THEN greatest(coalesce(lsn, 0), {previous}, "
+                                          f"coalesce({marker}, 0)) ELSE lsn END"))
 
 
 # --- resolving the changes per key -------------------------------------------------------
@@ -323,11 +364,12 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
         (number of keys changed, whether a commit was made). No changes -> no commit.
     """
     cached: list[DataFrame] = []
-    changes = events.where(f"op <> 't' AND lsn >= {truncate.lsn}" if truncate else "op <> 't'")
+    positioned = snapshot_positions(events, truncate)
+    changes = positioned.where(f"op <> 't' AND lsn >= {truncate.lsn}" if truncate else "op <> 't'")
     source = after_tombstones(spark, ref, schema, merge_source(spark, ref, schema, changes, cached)).persist()
     cached.append(source)
     view = f"cdclake_changes_{ref.base}_{uuid.uuid4().hex[:8]}"
-    properties = {SILVER_WATERMARK_KEY: str(end_snapshot), **({SILVER_TRUNCATE_KEY: str(truncate.lsn)} if truncate else {})}
+    properties = {SILVER_WATERMARK_KEY: str(end_snapshot), **({SILVER_TRUNCATE_KEY: truncate.summary()} if truncate else {})}
     try:
         count = source.count()
         if count == 0 and not (truncate and truncate.new):

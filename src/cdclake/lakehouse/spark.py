@@ -7,6 +7,7 @@ PySpark is imported lazily, so the CLI and the unit tests start without a JVM.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdclake.errors import NotInstalledError
@@ -20,6 +21,19 @@ SPARK_CATALOG = "org.apache.iceberg.spark.SparkCatalog"
 GLUE_CATALOG = "org.apache.iceberg.aws.glue.GlueCatalog"
 S3_FILE_IO = "org.apache.iceberg.aws.s3.S3FileIO"
 JVM_UTC = "-Duser.timezone=UTC"
+LOG4J2_TO_FILE = """\
+# Written by cdclake: Spark's, Hadoop's and Iceberg's log lines go to this file, not the console.
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {path}
+appender.file.append = true
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yyyy-MM-dd HH:mm:ss.SSS}} %p %c{{1}}: %m%n%ex
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = warn
+"""
 
 
 def catalog_conf(plan: LakehousePlan) -> dict[str, str]:
@@ -45,21 +59,24 @@ def catalog_conf(plan: LakehousePlan) -> dict[str, str]:
     return conf
 
 
-def as_spark_conf(plan: LakehousePlan, jars: list[str] | None = None) -> dict[str, str]:
+def as_spark_conf(plan: LakehousePlan, jars: list[str] | None = None,
+                  log_config: Path | None = None) -> dict[str, str]:
     """Render the plan into Spark conf: Iceberg extensions, the catalog, UTC, small-machine defaults.
 
     Args:
         plan: the lakehouse plan.
         jars: jar paths for ``spark.jars`` (local runs; Glue brings its own).
+        log_config: a log4j2 configuration for the driver (see :func:`log_to_file`).
 
     Returns:
         Spark conf keys to values; ``spark.conf`` from pipeline.yaml wins over ours.
     """
+    driver_options = f"{JVM_UTC} -Dlog4j2.configurationFile={log_config.as_uri()}" if log_config else JVM_UTC
     conf = {
         "spark.sql.extensions": ICEBERG_EXTENSIONS,
         "spark.sql.defaultCatalog": plan.catalog.name,
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": JVM_UTC,
+        "spark.driver.extraJavaOptions": driver_options,
         "spark.executor.extraJavaOptions": JVM_UTC,
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
@@ -84,8 +101,24 @@ def local_jars() -> list[str]:
     return sorted(str(p) for p in installed("spark").glob("*.jar"))
 
 
+def log_file(plan: LakehousePlan) -> Path | None:
+    """Where a local Spark's engine logs go (None: to the console, as Spark does by default)."""
+    return plan.log_dir / "spark.log" if plan.log_dir and plan.spark_master.startswith("local") else None
+
+
+def log_to_file(path: Path) -> Path:
+    """Write a log4j2 configuration that sends every engine log line to ``path``; returns its file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = path.with_name("log4j2-spark.properties")
+    config.write_text(LOG4J2_TO_FILE.format(path=path))
+    return config
+
+
 def session(plan: LakehousePlan, app_name: str = "cdclake") -> SparkSession:
     """A SparkSession for the plan (the active one, reconfigured, if it already exists).
+
+    A local session logs to :func:`log_file` (the NativeCodeLoader, trigger and shutdown
+    warnings users learn to ignore) when the plan has a ``log_dir``.
 
     Raises:
         NotInstalledError: pyspark or the jars are missing, with the install command.
@@ -106,7 +139,8 @@ def session(plan: LakehousePlan, app_name: str = "cdclake") -> SparkSession:
         builder = builder.master(plan.spark_master)
     # Elsewhere (spark-submit --master, AWS Glue) the launcher chose the master and the jars.
     jars = local_jars() if local else []
-    for key, value in as_spark_conf(plan, jars).items():
+    logs = log_file(plan)
+    for key, value in as_spark_conf(plan, jars, log_to_file(logs) if logs else None).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

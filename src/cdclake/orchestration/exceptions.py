@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from cdclake.errors import CdclakeError, NotInstalledError
+from cdclake.errors import CdclakeError, ExitCode, NotInstalledError
 
 
 class OrchestrationError(CdclakeError):
     """A DAG job or the local Airflow failed."""
+
+    exit_code = ExitCode.ORCHESTRATION
 
 
 class JobFailedError(OrchestrationError):

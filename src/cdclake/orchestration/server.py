@@ -149,7 +149,7 @@ def up(pipeline: Pipeline, progress: Progress = print) -> AirflowReport:
     Idempotent: running daemons are left alone. A failed ``up`` stops what it started.
 
     Raises:
-        AirflowNotInstalledError: Airflow's virtualenv is missing (run ``cdclake setup``).
+        AirflowNotInstalledError: Airflow's virtualenv is missing (run ``cdclake setup --airflow``).
         StartTimeoutError, ComponentDiedError: a daemon did not become healthy (with its log).
     """
     local = LocalAirflow(pipeline)

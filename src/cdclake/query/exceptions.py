@@ -1,7 +1,7 @@
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 
 class QueryError(CdclakeError):
     """The SQL failed or names an unknown table or snapshot."""
 
-    exit_code = 8
+    exit_code = ExitCode.QUERY

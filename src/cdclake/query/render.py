@@ -1,4 +1,4 @@
-"""``--output table|json|csv`` for query results."""
+"""``--output text|json|csv`` for query results (text is an aligned table)."""
 
 from __future__ import annotations
 
@@ -51,4 +51,4 @@ def as_table(result: QueryResult, max_width: int = 40) -> str:
     return "\n".join([line(result.columns), rule, *map(line, cells), footer])
 
 
-RENDERERS = {"table": as_table, "json": as_json, "csv": as_csv}
+RENDERERS = {"text": as_table, "json": as_json, "csv": as_csv}

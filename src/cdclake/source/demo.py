@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from psycopg import sql
 
 from cdclake.config import Pipeline
-from cdclake.source import connection
+from cdclake.source import DEFAULT_SEED, connection
 
 DEMO_TABLES = ["public.departments", "public.users", "public.products", "public.orders"]
 
@@ -71,7 +71,7 @@ EXTREME_PRICES = ["9999999999.99", "0.01", "0.00", "1234567890.12", "-9999999999
 EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
-def create_demo(pipeline: Pipeline, seed: int = 42, users: int = 200, products: int = 50, orders: int = 500,
+def create_demo(pipeline: Pipeline, seed: int = DEFAULT_SEED, users: int = 200, products: int = 50, orders: int = 500,
                 schema: str = "public") -> str:
     """Create the demo tables if missing and seed them once (idempotent)."""
     with connection.connect(pipeline) as conn:

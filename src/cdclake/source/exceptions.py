@@ -1,10 +1,10 @@
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 
 class SourceError(CdclakeError):
     """The source database is unreachable or not fit for capture."""
 
-    exit_code = 6
+    exit_code = ExitCode.SOURCE
 
 
 class SourceSettingError(SourceError):

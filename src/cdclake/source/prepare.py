@@ -1,8 +1,11 @@
 """``cdclake source init``: make a PostgreSQL database ready for Debezium, idempotently.
 
-- checks the server settings logical decoding needs;
+- detects the flavour (self-managed PostgreSQL, or Amazon RDS / Aurora) and checks the
+  settings logical decoding needs there (``wal_level``, or RDS's ``rds.logical_replication``
+  parameter), printing the exact fix; it never runs ``ALTER SYSTEM``;
 - refuses tables that have neither a primary key nor REPLICA IDENTITY FULL;
-- creates the heartbeat and signal tables, a least-privilege capture role and the
+- creates the heartbeat and signal tables, a least-privilege capture role (the
+  ``REPLICATION`` attribute, or on RDS membership of ``rds_replication``) and the
   publication over exactly the configured tables.
 """
 
@@ -16,12 +19,22 @@ import psycopg
 from psycopg import sql
 
 from cdclake.config import Pipeline
-from cdclake.source import connection
+from cdclake.source import connection, rds
 from cdclake.source.exceptions import MissingKeyError, SourceError, SourceSettingError
 
 HEARTBEAT_TABLE = "heartbeat"
 SIGNAL_TABLE = "debezium_signal"
 MIN_SLOTS, MIN_SENDERS = 1, 1
+SELF_MANAGED, RDS = "postgres", "rds"
+SETTINGS = ("wal_level", "max_replication_slots", "max_wal_senders")
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What ``source init`` needs to know about the server: its flavour and its settings."""
+
+    flavour: str
+    settings: dict[str, str]
 
 
 @dataclass
@@ -49,23 +62,45 @@ def init_source(pipeline: Pipeline, progress=print) -> InitReport:
         raise SourceError(f"cannot connect to the source database: {_one_line(exc)}; check source.dsn and "
                           "the password (CDCLAKE__SOURCE__PASSWORD), or run `cdclake up`") from exc
     with conn:
-        check_settings(conn)
-        check_tables(conn, src.tables)
-        _ensure_cdc_tables(conn, src.cdc_schema, report)
-        password = capture_password(pipeline)
-        _ensure_role(conn, src.capture_user, password, report)
-        _grant(conn, src.database, src.capture_user, capture_tables(pipeline), src.cdc_schema)
-        _ensure_publication(conn, src.publication, capture_tables(pipeline), report)
+        try:
+            _prepare(conn, pipeline, report)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise SourceError(f"source init lacks a privilege: {_one_line(exc)}; connect (source.dsn) as the "
+                              "database owner with CREATEROLE, or grant what is named") from exc
     for item in report.created:
         progress(f"created {item}")
     return report
 
 
-def check_settings(conn: psycopg.Connection) -> None:
-    """Raise SourceSettingError naming each setting to change and that a restart is needed."""
-    rows = dict(conn.execute(
-        "SELECT name, setting FROM pg_settings WHERE name IN "
-        "('wal_level', 'max_replication_slots', 'max_wal_senders')").fetchall())
+def _prepare(conn: psycopg.Connection, pipeline: Pipeline, report: InitReport) -> None:
+    src = pipeline.source
+    facts = check_settings(conn, pipeline)
+    check_tables(conn, src.tables)
+    _ensure_cdc_tables(conn, src.cdc_schema, report)
+    _ensure_role(conn, facts.flavour, src.capture_user, capture_password(pipeline), report)
+    # The database this connection is on: the one Debezium reads (source.dsn's, or source.database).
+    _grant(conn, conn.info.dbname, src.capture_user, capture_tables(pipeline), src.cdc_schema)
+    _ensure_publication(conn, src.publication, capture_tables(pipeline), report)
+
+
+def server_facts(conn: psycopg.Connection) -> ServerFacts:
+    """The flavour (RDS when its roles or ``rds.*`` settings exist) and the replication settings."""
+    settings = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                                 (list(SETTINGS),)).fetchall())
+    logical, rds_roles = conn.execute(
+        "SELECT current_setting(%s, true), EXISTS (SELECT 1 FROM pg_roles WHERE rolname IN "
+        "('rds_superuser', %s))", (rds.LOGICAL_REPLICATION, rds.REPLICATION_ROLE)).fetchone()
+    if logical is not None:
+        settings[rds.LOGICAL_REPLICATION] = logical
+    return ServerFacts(RDS if rds_roles or logical is not None else SELF_MANAGED, settings)
+
+
+def setting_problems(facts: ServerFacts, pipeline: Pipeline) -> list[str]:
+    """Each setting to change, with the exact fix for the flavour (empty when ready)."""
+    return _rds_problems(facts, pipeline) if facts.flavour == RDS else _self_managed_problems(facts.settings)
+
+
+def _self_managed_problems(rows: dict[str, str]) -> list[str]:
     problems = []
     if rows.get("wal_level") != "logical":
         problems.append(f"wal_level={rows.get('wal_level')}; set wal_level=logical")
@@ -73,11 +108,37 @@ def check_settings(conn: psycopg.Connection) -> None:
         problems.append("max_replication_slots=0; set max_replication_slots=10")
     if int(rows.get("max_wal_senders", 0)) < MIN_SENDERS:
         problems.append("max_wal_senders=0; set max_wal_senders=10")
+    return problems
+
+
+def _rds_problems(facts: ServerFacts, pipeline: Pipeline) -> list[str]:
+    wanted = rds.parameters(pipeline)
+    current = facts.settings.get(rds.LOGICAL_REPLICATION)
+    if current not in ("1", "on"):
+        return [f"{rds.LOGICAL_REPLICATION}={current}; in the DB parameter group (ALTER SYSTEM is not allowed on RDS) "
+                f"run: {rds.parameter_group_command(wanted)}"]
+    if facts.settings.get("wal_level") != "logical":
+        return [f"{rds.LOGICAL_REPLICATION}=1 but wal_level={facts.settings.get('wal_level')}: the parameter is "
+                "pending reboot; run: aws rds reboot-db-instance --db-instance-identifier <your-instance>"]
+    return []
+
+
+def check_settings(conn: psycopg.Connection, pipeline: Pipeline | None = None) -> ServerFacts:
+    """The server's facts, or SourceSettingError naming each setting to change and how.
+
+    Raises:
+        SourceSettingError: logical decoding is not ready; the message holds the fix
+            (postgresql.conf and a restart, or the RDS parameter-group change and a reboot).
+    """
+    facts = server_facts(conn)
+    problems = setting_problems(facts, pipeline or Pipeline())
     if problems:
-        raise SourceSettingError(
-            "PostgreSQL is not ready for logical replication: " + "; ".join(problems)
-            + " (in postgresql.conf or the RDS parameter group: rds.logical_replication=1) and restart the server",
-            settings=rows)
+        where = ("" if facts.flavour == RDS
+                 else " (in postgresql.conf, or on RDS the parameter group: rds.logical_replication=1) "
+                      "and restart the server")
+        raise SourceSettingError("PostgreSQL is not ready for logical replication: " + "; ".join(problems) + where,
+                                 settings=facts.settings)
+    return facts
 
 
 def check_tables(conn: psycopg.Connection, tables: list[str]) -> None:
@@ -144,13 +205,24 @@ def _ensure_cdc_tables(conn: psycopg.Connection, schema: str, report: InitReport
             report.created.append(f"table {schema}.{table}")
 
 
-def _ensure_role(conn: psycopg.Connection, role: str, password: str, report: InitReport) -> None:
-    exists = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-    verb = "ALTER" if exists else "CREATE"
-    conn.execute(sql.SQL("{} ROLE {} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-        sql.SQL(verb), sql.Identifier(role), sql.Literal(password)))
+def role_statements(flavour: str, role: str, password: str, exists: bool) -> list[sql.Composed]:
+    """The capture role: LOGIN and REPLICATION, or on RDS LOGIN plus membership of rds_replication."""
+    verb = sql.SQL("ALTER" if exists else "CREATE")
+    replication = sql.SQL("NOREPLICATION" if flavour == RDS else "REPLICATION")
+    statements = [sql.SQL("{} ROLE {} WITH LOGIN {} NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+        verb, sql.Identifier(role), replication, sql.Literal(password))]
+    if flavour == RDS:
+        statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(rds.REPLICATION_ROLE), sql.Identifier(role)))
+    return statements
+
+
+def _ensure_role(conn: psycopg.Connection, flavour: str, role: str, password: str, report: InitReport) -> None:
+    exists = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+    for statement in role_statements(flavour, role, password, exists):
+        conn.execute(statement)
     if not exists:
-        report.created.append(f"role {role} (LOGIN REPLICATION, not superuser)")
+        how = f"LOGIN, member of {rds.REPLICATION_ROLE}" if flavour == RDS else "LOGIN REPLICATION"
+        report.created.append(f"role {role} ({how}, not superuser)")
 
 
 def _grant(conn: psycopg.Connection, database: str, role: str, tables: list[str], cdc_schema: str) -> None:

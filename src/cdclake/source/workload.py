@@ -21,7 +21,8 @@ import psycopg
 from psycopg import sql
 
 from cdclake.config import Pipeline
-from cdclake.source import connection
+from cdclake.progress import Meter
+from cdclake.source import DEFAULT_SEED, connection
 from cdclake.source.demo import DEPARTMENTS, EXTREME_PRICES, STATUSES, RowGenerator
 
 
@@ -60,7 +61,7 @@ MIX = {
 
 
 class Workload:
-    def __init__(self, pipeline: Pipeline, seed: int = 1, schema: str = "public", record: bool = False,
+    def __init__(self, pipeline: Pipeline, seed: int = DEFAULT_SEED, schema: str = "public", record: bool = False,
                  durable: bool = False):
         self.pipeline, self.schema, self.record, self.durable = pipeline, schema, record, durable
         self.rng = random.Random(seed)
@@ -83,6 +84,7 @@ class Workload:
                 conn.execute("SET synchronous_commit = off")
             self._load_keys(conn)
             start = last_report = time.monotonic()
+            meter = Meter("load", ops or round(rate * (duration or 0)), "changes", start=start)
             while (ops is None or result.ops < ops) and (duration is None or time.monotonic() - start < duration):
                 due = start + result.ops / rate
                 now = time.monotonic()
@@ -95,7 +97,7 @@ class Workload:
                 result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
                 if time.monotonic() - last_report >= 5:
                     last_report = time.monotonic()
-                    progress(f"load: {result.ops} ops, {result.ops / (last_report - start):.0f} ops/s")
+                    progress(meter.line(result.ops))
             result.seconds = time.monotonic() - start
         return result
 

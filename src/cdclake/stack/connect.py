@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cdclake.install import jvm
-from cdclake.stack.kafka import LOG4J2, java_argv
+from cdclake.stack.kafka import LOG4J2, java_argv, properties_text
 from cdclake.stack.process import Daemon
 
 CONNECT_MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -24,6 +24,7 @@ class LocalConnect:
     replication_factor: int
     group_id: str
     heap: str = "1g"
+    jmx_port: int | None = None  # Prometheus JMX exporter port (Connect + Debezium MBeans)
 
     @property
     def home(self) -> Path:
@@ -41,53 +42,28 @@ class LocalConnect:
     def daemon(self) -> Daemon:
         return Daemon(
             name="connect",
-            argv=java_argv(self.heap, CONNECT_MAIN, self.home / "log4j2.properties", str(self.home / "connect.properties")),
+            argv=java_argv(self.heap, CONNECT_MAIN, self.home / "log4j2.properties", str(self.home / "connect.properties"),
+                           jmx_port=self.jmx_port, jmx_rules="connect"),
             log=self.state_dir / "logs" / "connect.log",
             pidfile=self.state_dir / "run" / "connect.pid",
             ports=[self.port],
         )
 
     def worker_properties(self) -> dict[str, str]:
-        rf = str(self.replication_factor)
         return {
             "bootstrap.servers": self.bootstrap,
-            "group.id": self.group_id,
-            "config.storage.topic": CONFIG_TOPIC,
-            "offset.storage.topic": OFFSET_TOPIC,
-            "status.storage.topic": STATUS_TOPIC,
-            "config.storage.replication.factor": rf,
-            "offset.storage.replication.factor": rf,
-            "status.storage.replication.factor": rf,
-            "offset.storage.partitions": "25",
-            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "key.converter.schemas.enable": "false",
-            "value.converter.schemas.enable": "false",
+            **distributed_worker_properties(self.group_id, self.replication_factor),
             "listeners": f"http://127.0.0.1:{self.port}",
             "rest.advertised.host.name": "127.0.0.1",
             "rest.advertised.port": str(self.port),
             "plugin.path": str(jvm.installed("debezium").parent),
             "plugin.discovery": "service_load",
-            # The connector config carries ${file:...} / ${env:...} references, never a secret.
-            "config.providers": "file,env",
-            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
-            "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
-            "topic.creation.enable": "true",
-            # At-least-once: after a crash Debezium may resend changes since the last flush;
-            # they carry their LSN, so the lakehouse drops them (DESIGN §3).
-            "offset.flush.interval.ms": "5000",
-            # A restarted worker gets its tasks back after 5 s, not the default 5 minutes that
-            # only pays off in a multi-worker cluster waiting for a bounced member.
-            "scheduled.rebalance.max.delay.ms": "5000",
-            "connector.client.config.override.policy": "All",
         }
 
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j2.properties").write_text(LOG4J2)
-        (self.home / "connect.properties").write_text(
-            "# written by cdclake up; edit pipeline.yaml instead\n"
-            + "".join(f"{k}={v}\n" for k, v in self.worker_properties().items()))
+        (self.home / "connect.properties").write_text(properties_text(self.worker_properties(), "cdclake up"))
 
     def probe(self) -> bool:
         """Ready when the worker says it finished startup and it lists the Debezium plugin."""
@@ -95,6 +71,37 @@ class LocalConnect:
             if json.load(resp).get("status") != "healthy":
                 return False
         return DEBEZIUM_POSTGRES in plugin_classes(self.url)
+
+
+def distributed_worker_properties(group_id: str, replication_factor: int) -> dict[str, str]:
+    """The Connect worker settings every target shares (local stack, AWS Fargate tasks)."""
+    rf = str(replication_factor)
+    return {
+        "group.id": group_id,
+        "config.storage.topic": CONFIG_TOPIC,
+        "offset.storage.topic": OFFSET_TOPIC,
+        "status.storage.topic": STATUS_TOPIC,
+        "config.storage.replication.factor": rf,
+        "offset.storage.replication.factor": rf,
+        "status.storage.replication.factor": rf,
+        "offset.storage.partitions": "25",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": "false",
+        # The connector config carries ${file:...} / ${env:...} references, never a secret.
+        "config.providers": "file,env",
+        "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+        "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+        "topic.creation.enable": "true",
+        # At-least-once: after a crash Debezium may resend changes since the last flush;
+        # they carry their LSN, so the lakehouse drops them (DESIGN §3).
+        "offset.flush.interval.ms": "5000",
+        # A restarted worker gets its tasks back after 5 s, not the default 5 minutes that
+        # only pays off in a multi-worker cluster waiting for a bounced member.
+        "scheduled.rebalance.max.delay.ms": "5000",
+        "connector.client.config.override.policy": "All",
+    }
 
 
 def plugin_classes(url: str, timeout: float = 3) -> list[str]:

@@ -1,12 +1,12 @@
 from pathlib import Path
 
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 
 class StackError(CdclakeError):
     """The local stack could not be started, probed or stopped."""
 
-    exit_code = 4
+    exit_code = ExitCode.STACK
 
     def __init__(self, message: str, *, component: str | None = None, log: Path | None = None):
         super().__init__(message)

@@ -18,6 +18,7 @@ from cdclake.stack.exceptions import StackError
 from cdclake.stack.process import Daemon
 
 BROKER_MAIN = "kafka.Kafka"
+JMX_RULES = Path(__file__).resolve().parents[1] / "monitoring" / "jmx"
 STORAGE_MAIN = "kafka.tools.StorageTool"
 # G1 with short pauses keeps produce latency low; heap is fixed (Xms=Xmx) so a 2-core
 # machine never spends time growing it.
@@ -64,6 +65,7 @@ class LocalKafka:
     base_port: int
     replication_factor: int
     heap: str = "1g"
+    jmx_port: int | None = None  # first node's JMX exporter port; node i uses jmx_port + i - 1
 
     @property
     def home(self) -> Path:
@@ -79,12 +81,13 @@ class LocalKafka:
 
     @property
     def min_isr(self) -> int:
-        return 2 if self.replication_factor >= 3 else 1
+        return min_isr(self.replication_factor)
 
     def daemon(self, node: KafkaNode) -> Daemon:
         return Daemon(
             name=f"kafka-{node.node_id}",
-            argv=java_argv(self.heap, BROKER_MAIN, self.log4j_file(), str(self.properties_file(node))),
+            argv=java_argv(self.heap, BROKER_MAIN, self.log4j_file(), str(self.properties_file(node)),
+                           jmx_port=self.jmx_port and self.jmx_port + node.node_id - 1),
             log=self.state_dir / "logs" / f"kafka-{node.node_id}.log",
             pidfile=self.state_dir / "run" / f"kafka-{node.node_id}.pid",
             ports=[node.broker_port, node.controller_port],
@@ -100,33 +103,10 @@ class LocalKafka:
         return self.home / "log4j2.properties"
 
     def server_properties(self, node: KafkaNode) -> dict[str, str]:
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.node_list())
-        rf = str(self.replication_factor)
-        return {
-            "process.roles": "broker,controller",
-            "node.id": str(node.node_id),
-            "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{node.broker_port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.broker_port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(node.home / "data"),
-            "num.partitions": "3",
-            "default.replication.factor": rf,
-            "min.insync.replicas": str(self.min_isr),
-            "offsets.topic.replication.factor": rf,
-            "transaction.state.log.replication.factor": rf,
-            "transaction.state.log.min.isr": str(self.min_isr),
-            "share.coordinator.state.topic.replication.factor": rf,
-            "share.coordinator.state.topic.min.isr": str(self.min_isr),
-            # cdclake creates every topic itself, with the configured partitions and RF.
-            "auto.create.topics.enable": "false",
-            "group.initial.rebalance.delay.ms": "0",
-            "num.network.threads": "2",
-            "num.io.threads": "4",
-            "log.retention.hours": "168",
-        }
+        quorum = [QuorumNode(n.node_id, "127.0.0.1", n.broker_port, n.controller_port) for n in self.node_list()]
+        me = quorum[node.node_id - 1]
+        return render_server_properties(me, quorum, str(node.home / "data"), self.replication_factor,
+                                        bind_host=me.host)
 
     def prepare(self) -> list[list[str]]:
         """Write each node's config; return the storage-format commands still needed."""
@@ -136,10 +116,8 @@ class LocalKafka:
         commands = []
         for node in self.node_list():
             node.home.mkdir(parents=True, exist_ok=True)
-            props = self.server_properties(node)
             self.properties_file(node).write_text(
-                "# written by cdclake up; edit pipeline.yaml instead\n"
-                + "".join(f"{k}={v}\n" for k, v in props.items()))
+                properties_text(self.server_properties(node), "cdclake up"))
             if not (node.home / "data" / "meta.properties").exists():
                 commands.append(java_argv("256m", STORAGE_MAIN, self.log4j_file(), "format",
                                           "-t", cluster_id, "-c", str(self.properties_file(node)),
@@ -159,10 +137,85 @@ class LocalKafka:
         return node.node_id in metadata.brokers
 
 
-def java_argv(heap: str, main: str, log4j: Path, *args: str, classpath: str | None = None) -> list[str]:
-    return [jvm.java_bin(), f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS,
+@dataclass(frozen=True)
+class QuorumNode:
+    """One KRaft combined node as its peers and clients reach it."""
+
+    node_id: int
+    host: str
+    broker_port: int = 9092
+    controller_port: int = 9093
+
+
+def min_isr(replication_factor: int) -> int:
+    """2 for the reference's RF 3 (one broker may fail without stopping writes), else 1."""
+    return 2 if replication_factor >= 3 else 1
+
+
+def render_server_properties(node: QuorumNode, quorum: list[QuorumNode], log_dir: str, replication_factor: int,
+                             bind_host: str = "", overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """``server.properties`` of one KRaft combined broker+controller node.
+
+    The one renderer for every target: the local stack (loopback ports) and the AWS
+    deployment's user-data (``cdclake deploy render``) both call it.
+
+    Args:
+        node: this node.
+        quorum: every controller voter, this node included.
+        log_dir: the data directory.
+        replication_factor: default RF of every topic, internal ones included.
+        bind_host: listener bind address; empty binds every interface.
+        overrides: keys that win over ours (e.g. thread counts for a bigger host).
+    """
+    voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in quorum)
+    rf, isr = str(replication_factor), str(min_isr(replication_factor))
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://{bind_host}:{node.broker_port},CONTROLLER://{bind_host}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{node.host}:{node.broker_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": log_dir,
+        "num.partitions": "3",
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
+        # cdclake creates every topic itself, with the configured partitions and RF.
+        "auto.create.topics.enable": "false",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "log.retention.hours": "168",
+    }
+    props.update(overrides or {})
+    return props
+
+
+def properties_text(props: dict[str, str], writer: str) -> str:
+    """A Java properties file, headed by who wrote it."""
+    return f"# written by {writer}; edit pipeline.yaml instead\n" + "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def java_argv(heap: str, main: str, log4j: Path, *args: str, classpath: str | None = None,
+              jmx_port: int | None = None, jmx_rules: str = "broker") -> list[str]:
+    agent = [jmx_agent_flag(jmx_port, jmx_rules)] if jmx_port else []
+    return [jvm.java_bin(), f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, *agent,
             f"-Dlog4j2.configurationFile={log4j}",
             "-cp", classpath or jvm.classpath("kafka"), main, *args]
+
+
+def jmx_agent_flag(port: int, rules: str) -> str:
+    """``-javaagent:`` for the Prometheus JMX exporter on 127.0.0.1:``port`` with bundled ``rules``
+    (``broker`` or ``connect``, in cdclake/monitoring/jmx/)."""
+    agents = sorted(jvm.installed("jmx").glob("jmx_prometheus_javaagent-*.jar"))
+    return f"-javaagent:{agents[-1]}=127.0.0.1:{port}:{JMX_RULES / f'{rules}.yaml'}"
 
 
 def format_storage(commands: list[list[str]]) -> None:

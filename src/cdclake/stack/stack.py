@@ -38,12 +38,13 @@ class LocalStack:
     def of(cls, pipeline: Pipeline) -> LocalStack:
         state = pipeline.state_dir
         src, kafka, connect = pipeline.source, pipeline.kafka, pipeline.connect
+        jmx = pipeline.monitoring.jmx_port if pipeline.monitoring.jmx_exporter else None
         return cls(
             postgres=LocalPostgres(state, src.port, src.max_slot_wal_keep_size) if src.is_managed else None,
-            kafka=LocalKafka(state, kafka.nodes, kafka.port, kafka.replication_factor, kafka.heap)
+            kafka=LocalKafka(state, kafka.nodes, kafka.port, kafka.replication_factor, kafka.heap, jmx)
             if kafka.is_managed else None,
             connect=LocalConnect(state, connect.port, kafka.bootstrap, kafka.replication_factor,
-                                 connect.group_id, connect.heap) if connect.is_managed else None,
+                                 connect.group_id, connect.heap, jmx and jmx + 10) if connect.is_managed else None,
         )
 
     def daemons(self) -> list[process.Daemon]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 
 class StreamError(CdclakeError):
     """The stream processor cannot run: bad setup, broker refused, fatal client error."""
 
-    exit_code = 6
+    exit_code = ExitCode.STREAM
 
     def __init__(self, message: str, *, topic: str | None = None):
         super().__init__(message)

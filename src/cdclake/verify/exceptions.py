@@ -1,9 +1,9 @@
 """Errors of ``cdclake verify``."""
 
-from cdclake.errors import CdclakeError
+from cdclake.errors import CdclakeError, ExitCode
 
 
 class VerifyError(CdclakeError):
-    """Silver or gold differs from the source (exit code 7 so scripts can tell it apart)."""
+    """Silver or gold differs from the source (its own exit code, so scripts can tell it apart)."""
 
-    exit_code = 7
+    exit_code = ExitCode.VERIFY

@@ -1,0 +1,3 @@
+from bench.monitoring.run import main
+
+main()

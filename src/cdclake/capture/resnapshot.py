@@ -1,0 +1,55 @@
+"""Bringing a table's existing rows into capture: for a table newly added to
+``source.tables`` (or added back after a removal), ``connector apply`` asks Debezium for an
+incremental snapshot through the signal table, which interleaves the table's rows with
+streaming without missing or doubling a change (Debezium's watermark-based DBLog chunks).
+
+Before the snapshot, a truncate marker goes into the table's topic at the current WAL
+position T (the same flat event ``io.cdclake.connect.TruncateAsChange`` makes of a real
+TRUNCATE): silver then drops whatever it held of that table from before T, rows deleted
+while the table was not captured included, and keeps every change and snapshot row from T
+on. Every snapshot row is read after T, so nothing the table holds is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from cdclake.broker import clients
+from cdclake.broker.topics import topic_partitions
+from cdclake.capture.connector import topic_for
+from cdclake.capture.exceptions import CaptureError
+from cdclake.config import Pipeline
+from cdclake.source import connection
+
+
+def previously_captured(connector_config: dict[str, str] | None) -> set[str]:
+    """The tables (``schema.table``) a connector config captures, from its ``table.include.list``."""
+    if not connector_config:
+        return set()
+    return {re.sub(r"\\(.)", r"\1", t) for t in connector_config.get("table.include.list", "").split(",") if t}
+
+
+def truncate_marker(table: str, lsn: int) -> bytes:
+    schema, name = table.split(".", 1)
+    return json.dumps({"__deleted": "false", "__op": "t", "__lsn": lsn, "__txId": None, "__source_ts_ms": None,
+                       "__table": name, "__schema": schema, "__ts_ms": None, "__cdclake_marker": "resnapshot"}
+                      ).encode()
+
+
+def mark_resnapshot(pipeline: Pipeline, tables: list[str]) -> int:
+    """Put a truncate marker at the current WAL position into every partition of each table's
+    topic (silver orders the snapshot's rows after the marker of their own partition); returns it."""
+    with connection.connect(pipeline) as conn:
+        lsn = int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
+    bootstrap = pipeline.kafka.bootstrap
+    topics = {table: topic_for(pipeline, table) for table in tables}
+    producer = clients.producer(bootstrap, **{"enable.idempotence": True, "acks": "all"})
+    partitions = topic_partitions(bootstrap, list(topics.values()))
+    for table, topic in topics.items():
+        for partition in partitions.get(topic, [0]):
+            producer.produce(topic, value=truncate_marker(table, lsn), partition=partition)
+    if producer.flush(30) != 0:
+        raise CaptureError(f"could not write the re-snapshot markers for {', '.join(tables)} to Kafka at "
+                           f"{pipeline.kafka.bootstrap} within 30s; is it running? (`cdclake status`)")
+    return lsn

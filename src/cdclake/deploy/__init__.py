@@ -1,0 +1,1 @@
+"""The AWS deployment: Terraform variables rendered from pipeline.yaml, and the cost model."""

@@ -1,0 +1,1 @@
+"""Monitoring: the Prometheus exporter for cdclake's own metrics and its configuration."""
