@@ -12,7 +12,7 @@ import psycopg
 from cdclake.broker.topics import end_offsets, ensure_topics
 from cdclake.capture.connect_client import ConnectClient
 from cdclake.capture.connector import POSTGRES_CONNECTOR, connector_config, table_topics
-from cdclake.capture.exceptions import CaptureError, ConnectError, ConnectorInvalidError
+from cdclake.capture.exceptions import RECOVER_HINT, CaptureError, ConnectError, ConnectorInvalidError, slot_lost_hint
 from cdclake.capture.resnapshot import mark_resnapshot, previously_captured
 from cdclake.config import Pipeline
 from cdclake.source import connection
@@ -100,13 +100,15 @@ def wait_running(pipeline: Pipeline, timeout: float = RUNNING_TIMEOUT) -> dict:
         if status.get("connector", {}).get("state") == "FAILED":
             failed.append(status["connector"])
         if failed:
-            raise CaptureError(f"connector {name} failed: {_trace_summary(failed[0].get('trace', ''))}; "
-                               f"fix the cause, then `cdclake connector restart`")
+            trace = failed[0].get("trace", "")
+            fix = slot_lost_hint(trace) or "fix the cause, then `cdclake connector restart`"
+            raise CaptureError(f"connector {name} failed: {_trace_summary(trace)}; {fix}")
         if status.get("tasks") and all(s == "RUNNING" for s in states):
             return status
         if time.monotonic() > deadline:
             raise CaptureError(f"connector {name} not RUNNING after {timeout:.0f}s (states: {states}); "
-                               "see the Connect log (.cdclake/logs/connect.log)")
+                               + (RECOVER_HINT if slot_status(pipeline).get("wal_status") == "lost"
+                                  else "see the Connect log (.cdclake/logs/connect.log)"))
         time.sleep(0.5)
 
 

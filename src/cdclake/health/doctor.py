@@ -85,10 +85,10 @@ def slot_finding(pipeline: Pipeline) -> Finding:
 def _slot_fix(pipeline: Pipeline, message: str) -> str:
     slot = pipeline.source.slot
     if "lost WAL" in message:
-        return ("cdclake connector delete && psql \"$DSN\" -c \"SELECT pg_drop_replication_slot('" + slot + "')\" "
-                "&& cdclake connector apply   # a new slot and a full snapshot; then `cdclake rebuild silver`")
+        return "cdclake recover   # resets offsets, new slot and snapshot; silver drops the gap's deletes"
     if "does not exist" in message:
-        return "cdclake connector apply   # Debezium creates the slot (snapshot per connect.snapshot_mode)"
+        return ("cdclake connector apply   # Debezium creates the slot; `cdclake recover` if the connector "
+                "streamed before")
     if "not active" in message:
         return "cdclake connector status && cdclake connector restart"
     if "cannot read" in message:

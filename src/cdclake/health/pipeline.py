@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cdclake.capture.exceptions import slot_lost_hint
 from cdclake.config import Pipeline
 from cdclake.errors import CdclakeError, ExitCode
 
@@ -127,7 +128,7 @@ def _connector_fix(bad: dict[str, str], status: dict) -> str:
     if traces:
         causes = [line.strip() for line in traces[0].splitlines() if line.strip().startswith("Caused by:")]
         cause = (causes[-1] if causes else traces[0].strip().splitlines()[0])[:300]
-        return f"cause: {cause}; fix it, then `cdclake connector restart`"
+        return f"cause: {cause}; " + (slot_lost_hint(traces[0]) or "fix it, then `cdclake connector restart`")
     return "wait for the rebalance to settle, or see `cdclake connector status` and the Connect log"
 
 
@@ -149,12 +150,12 @@ def check_replication_slot(pipeline: Pipeline, max_lag_bytes: int) -> dict[str, 
                                    "check that the source PostgreSQL is up (`cdclake status`)", slot)
     if not status["exists"]:
         raise ReplicationSlotError(f"replication slot {slot} does not exist; the connector creates it: "
-                                   "`cdclake connector apply`", slot)
+                                   "`cdclake connector apply`, or `cdclake recover` if it streamed before", slot)
     lag = status["lag_bytes"]
     if status["wal_status"] == "lost":
         raise ReplicationSlotError(
             f"replication slot {slot} has lost WAL it still needed (wal_status lost, lag {human_bytes(lag)}); "
-            "changes are missing: recreate the connector and its slot to take a new snapshot", slot, lag)
+            "changes are missing: run `cdclake recover`", slot, lag)
     if not status["active"]:
         raise ReplicationSlotError(
             f"replication slot {slot} is not active (no connector is streaming from it; lag {human_bytes(lag)}); "
