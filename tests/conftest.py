@@ -38,7 +38,6 @@ def base_config(**sections) -> dict:
         "kafka": {"managed": "local", "port": TEST_KAFKA_PORT, "partitions": 3},
         "connect": {"managed": "local", "port": TEST_CONNECT_PORT},
         "spark": {"master": "local[2]", "driver_memory": "2g"},
-        "monitoring": {"jmx_exporter": True, "jmx_port": TEST_JMX_PORT},
     }
     for name, values in sections.items():
         doc.setdefault(name, {}).update(values)
@@ -86,7 +85,9 @@ def stack_dir():
 def stack() -> Pipeline:
     """The real local stack (PostgreSQL, Kafka, Connect + Debezium), up for the session."""
     directory = searchable_dir("stack")
-    pipeline = load(write_config(directory, base_config()), environ={})
+    # Only the session's stack runs the JMX agents: a second stack on the same agent ports would not start.
+    doc = base_config(monitoring={"jmx_exporter": True, "jmx_port": TEST_JMX_PORT})
+    pipeline = load(write_config(directory, doc), environ={})
     local_stack.up(pipeline, progress=lambda m: print(f"[stack] {m}"))
     yield pipeline
     local_stack.down(pipeline, purge=True, progress=lambda m: None)

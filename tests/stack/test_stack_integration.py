@@ -84,7 +84,7 @@ def test_status_reports_every_component(stack):
 def test_three_node_quorum_survives_a_broker_kill(stack, stack_dir):
     """The reference's 3-node KRaft quorum; PostgreSQL and Connect are the session's (external)."""
     doc = base_config(kafka={"nodes": 3, "port": 39092 + PORT_OFFSET},
-                      source={"managed": None, "dsn": f"postgresql://cdclake@127.0.0.1:{TEST_PG_PORT}/postgres"},
+                      source={"managed": None, "dsn": f"postgresql://cdclake@127.0.0.1:{TEST_PG_PORT}/cdc_test"},
                       connect={"managed": None, "url": f"http://127.0.0.1:{TEST_CONNECT_PORT}"})
     pipeline = load(write_config(stack_dir, doc), environ={})
     report = local_stack.up(pipeline, progress=print)

@@ -46,7 +46,7 @@ class LocalConnect:
                            jmx_port=self.jmx_port, jmx_rules="connect"),
             log=self.state_dir / "logs" / "connect.log",
             pidfile=self.state_dir / "run" / "connect.pid",
-            ports=[self.port],
+            ports=[self.port, *([self.jmx_port] if self.jmx_port else [])],
         )
 
     def worker_properties(self) -> dict[str, str]:

@@ -84,13 +84,13 @@ class LocalKafka:
         return min_isr(self.replication_factor)
 
     def daemon(self, node: KafkaNode) -> Daemon:
+        jmx = self.jmx_port and self.jmx_port + node.node_id - 1
         return Daemon(
             name=f"kafka-{node.node_id}",
-            argv=java_argv(self.heap, BROKER_MAIN, self.log4j_file(), str(self.properties_file(node)),
-                           jmx_port=self.jmx_port and self.jmx_port + node.node_id - 1),
+            argv=java_argv(self.heap, BROKER_MAIN, self.log4j_file(), str(self.properties_file(node)), jmx_port=jmx),
             log=self.state_dir / "logs" / f"kafka-{node.node_id}.log",
             pidfile=self.state_dir / "run" / f"kafka-{node.node_id}.pid",
-            ports=[node.broker_port, node.controller_port],
+            ports=[node.broker_port, node.controller_port, *([jmx] if jmx else [])],
         )
 
     def daemons(self) -> list[Daemon]:
