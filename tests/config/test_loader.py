@@ -128,3 +128,10 @@ def test_key_columns_name_configured_tables_and_reach_debezium_and_silver(tmp_pa
     bad = write_config(tmp_path / "bad", {"source": {"tables": ["audit"], "key_columns": {"other": ["id"]}}})
     with pytest.raises(ConfigError, match="not in source.tables"):
         load(bad, environ={})
+
+
+def test_replication_factor_below_min_isr_of_the_quorum_is_refused(tmp_path):
+    path = write_config(tmp_path, {"kafka": {"nodes": 3, "replication_factor": 1}})
+    with pytest.raises(ConfigError, match="below the 3-node cluster's min.insync.replicas=2"):
+        load(path, environ={})
+    assert load(write_config(tmp_path / "ok", {"kafka": {"nodes": 3}}), environ={}).kafka.replication_factor == 3

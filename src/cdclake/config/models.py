@@ -179,6 +179,11 @@ class KafkaConfig(ManagedOrAddress):
             self.replication_factor = min(3, self.nodes) if self.is_managed else 1
         if self.is_managed and self.replication_factor > self.nodes:
             raise ValueError(f"replication_factor {self.replication_factor} exceeds the {self.nodes} local node(s)")
+        # The managed 3-node quorum runs min.insync.replicas=2 (stack/kafka.py min_isr): a topic
+        # with fewer replicas could never take an acks=all write, which Debezium's producer uses.
+        if self.is_managed and self.nodes == 3 and self.replication_factor < 2:
+            raise ValueError(f"replication_factor {self.replication_factor} is below the 3-node cluster's "
+                             "min.insync.replicas=2: every acks=all write would fail; use 3 (or 2)")
         return self
 
     @property
