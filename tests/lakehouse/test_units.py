@@ -223,3 +223,17 @@ def test_plan_from_pipeline_resolves_names_topics_and_paths(tmp_path: Path):
                                                {"to": "y.users"}]}]
     with pytest.raises(LakehouseError, match="bronze reads one topic per table"):
         plan_from_pipeline(Pipeline.model_validate({"source": {"tables": ["users"]}, "stream": stream}))
+
+
+def test_only_the_pinned_spark_iceberg_pair_runs_the_jobs():
+    from cdclake.lakehouse.exceptions import LakehouseError
+    from cdclake.lakehouse.spark import check_versions
+
+    check_versions("3.5.7", "1.10.0")
+    check_versions("3.5.6", "1.10.0")  # AWS Glue 5.1
+    with pytest.raises(LakehouseError, match="this session runs Spark 3.4.1 with Iceberg 1.10.0; use the pinned"):
+        check_versions("3.4.1", "1.10.0")
+    with pytest.raises(LakehouseError, match="Iceberg 1.9.2"):
+        check_versions("3.5.7", "1.9.2")
+    with pytest.raises(LakehouseError, match="not on the Spark classpath"):
+        check_versions("3.5.7", None)

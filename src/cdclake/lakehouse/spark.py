@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cdclake.errors import NotInstalledError
 from cdclake.lakehouse.configuration import LakehousePlan
+from cdclake.lakehouse.exceptions import LakehouseError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -144,7 +145,31 @@ def session(plan: LakehousePlan, app_name: str = "cdclake") -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    check_versions(spark.version, iceberg_version(spark))
     return spark
+
+
+# The pinned pair (DESIGN §2, AWS Glue 5.1): the job scripts are tested against these lines.
+SPARK_LINE, ICEBERG_LINE = "3.5", "1.10"
+
+
+def iceberg_version(spark: SparkSession) -> str | None:
+    """The Iceberg runtime's version on the session's classpath, or None when it is missing."""
+    try:
+        return str(jvm(spark).org.apache.iceberg.IcebergBuild.version())
+    except Exception:  # noqa: BLE001 - py4j raises a generic error for a class it cannot find
+        return None
+
+
+def check_versions(spark_version: str, iceberg: str | None) -> None:
+    """Raise when the session is not the pinned Spark/Iceberg pair, naming what runs and the fix."""
+    if iceberg is None:
+        raise LakehouseError("the Iceberg Spark runtime is not on the Spark classpath; run `cdclake setup` "
+                             f"(locally), or on Glue pass --datalake-formats iceberg (Iceberg {ICEBERG_LINE}.x)")
+    if not spark_version.startswith(SPARK_LINE + ".") or not iceberg.startswith(ICEBERG_LINE + "."):
+        raise LakehouseError(f"cdclake's jobs need Spark {SPARK_LINE}.x with Iceberg {ICEBERG_LINE}.x (as on AWS "
+                             f"Glue 5.1), this session runs Spark {spark_version} with Iceberg {iceberg}; use "
+                             "the pinned pair (`cdclake setup`, or Glue version 5.1)")
 
 
 def jvm(spark: SparkSession) -> Any:
