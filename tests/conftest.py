@@ -117,25 +117,18 @@ def capture_pipeline(stack: Pipeline, schema: str, tables: list[str], **connect)
 
 def drop_capture(pipeline: Pipeline) -> None:
     """Delete the test's connector, slot, publication and schemas (best effort, bounded)."""
-    import time as _time
-
+    from cdclake.capture import recover
+    from cdclake.capture.exceptions import CaptureError
     from cdclake.capture.service import client
     from cdclake.source import connection as _connection
 
     client(pipeline).delete(pipeline.connect.connector_name)
     src = pipeline.source
+    try:
+        recover.drop_slot(pipeline, progress=lambda m: None)
+    except CaptureError:
+        pass  # best effort: a slot still held after 30 s is left to the stack's purge
     with _connection.connect(pipeline, autocommit=True) as conn:
-        deadline = _time.monotonic() + 30
-        while _time.monotonic() < deadline:
-            row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
-                               (src.slot,)).fetchone()
-            if row is None:
-                break
-            if row[0] is None:
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (src.slot,))
-                break
-            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
-            _time.sleep(0.5)
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(src.publication)))
         for schema in {t.split(".")[0] for t in src.tables} | {src.cdc_schema}:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

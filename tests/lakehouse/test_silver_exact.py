@@ -84,13 +84,20 @@ def replay(bootstrap: str, topic: str, records: list) -> None:
     assert producer.flush(30) == 0
 
 
-def test_replayed_changes_never_resurrect_a_deleted_key(stack, spark, cleanup):
-    pipeline, plan = new_capture(stack, cleanup, "replay", {"t": "id int PRIMARY KEY, v text"},
-                                 {"t": "SELECT g, 'v' || g FROM generate_series(1, 50) g"})
-    ref, table = plan.table("t"), f"{plan.tables[0].schema}.t"
-    wait_records(pipeline, [ref.topic], 50)
+def captured_t(stack, spark, cleanup, prefix: str, rows: int):
+    """Table ``t`` (id, v) with ``rows`` rows, captured and in silver; returns
+    (pipeline, plan, ref, qualified name, its snapshot's Kafka records for a later replay)."""
+    pipeline, plan = new_capture(stack, cleanup, prefix, {"t": "id int PRIMARY KEY, v text"},
+                                 {"t": f"SELECT g, 'v' || g FROM generate_series(1, {rows}) g"})
+    ref = plan.table("t")
+    wait_records(pipeline, [ref.topic], rows)
     run_layers(spark, plan)
-    snapshot_events = topic_records(pipeline.kafka.bootstrap, ref.topic, 50)
+    snapshot = topic_records(pipeline.kafka.bootstrap, ref.topic, rows)
+    return pipeline, plan, ref, f"{ref.schema}.t", snapshot
+
+
+def test_replayed_changes_never_resurrect_a_deleted_key(stack, spark, cleanup):
+    pipeline, plan, ref, table, snapshot_events = captured_t(stack, spark, cleanup, "replay", 50)
 
     execute(pipeline, f"DELETE FROM {table} WHERE id <= 10; UPDATE {table} SET v = 'new' WHERE id BETWEEN 11 AND 20")
     wait_records(pipeline, [ref.topic], 70)
@@ -183,12 +190,7 @@ def test_one_unreadable_table_does_not_stop_verify_of_the_others(stack, spark, c
 
 
 def test_truncate_empties_silver_at_its_position_and_replays_stay_out(stack, spark, cleanup):
-    pipeline, plan = new_capture(stack, cleanup, "trunc", {"t": "id int PRIMARY KEY, v text"},
-                                 {"t": "SELECT g, 'v' || g FROM generate_series(1, 30) g"})
-    ref, table = plan.table("t"), f"{plan.tables[0].schema}.t"
-    wait_records(pipeline, [ref.topic], 30)
-    run_layers(spark, plan)
-    before = topic_records(pipeline.kafka.bootstrap, ref.topic, 30)
+    pipeline, plan, ref, table, before = captured_t(stack, spark, cleanup, "trunc", 30)
     assert len(silver_rows(spark, ref.silver, "id")) == 30
 
     # One batch: a row inserted before the TRUNCATE goes with it, rows inserted after it stay.

@@ -51,9 +51,11 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
         progress(f"{'created' if current is None else 'updated'} connector {name}")
     else:
         progress(f"connector {name} unchanged")
-    if wait or added:
+    if wait or added:  # a snapshot signal must reach the tasks that capture the new tables
         wait_reconfigured(pipeline, config["table.include.list"])
-    state = wait_running(pipeline) if wait or added else connect.status(name)
+        state = wait_running(pipeline)
+    else:
+        state = connect.status(name)
     snapshots = snapshot_added(pipeline, added, progress)
     return {"connector": name, "changed": changed, "topics_created": created, "status": state,
             "snapshots": snapshots}

@@ -171,6 +171,11 @@ class Truncate:
     def new(self) -> bool:
         return not self.before or self.lsn > max(self.before.values())
 
+    @property
+    def delete_before(self) -> int | None:
+        """The LSN silver's older rows must be deleted below, when this batch brought it."""
+        return self.lsn if self.new else None
+
     def summary(self) -> str:
         return json.dumps({str(p): lsn for p, lsn in sorted(self.after.items())})
 
@@ -369,10 +374,13 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
     source = after_tombstones(spark, ref, schema, merge_source(spark, ref, schema, changes, cached)).persist()
     cached.append(source)
     view = f"cdclake_changes_{ref.base}_{uuid.uuid4().hex[:8]}"
-    properties = {SILVER_WATERMARK_KEY: str(end_snapshot), **({SILVER_TRUNCATE_KEY: truncate.summary()} if truncate else {})}
+    properties = {SILVER_WATERMARK_KEY: str(end_snapshot)}
+    if truncate:
+        properties[SILVER_TRUNCATE_KEY] = truncate.summary()
     try:
         count = source.count()
-        if count == 0 and not (truncate and truncate.new):
+        deletes_before = truncate.delete_before if truncate else None
+        if count == 0 and deletes_before is None:
             return 0, False
         source.createOrReplaceTempView(view)
         spark.sql(tombstones_sql(ref, schema, view))
@@ -380,7 +388,7 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
 
         def _merge():
             faults.point("silver.mid_merge", spark)
-            spark.sql(merge_sql(ref, schema, view, truncate.lsn if truncate and truncate.new else None))
+            spark.sql(merge_sql(ref, schema, view, deletes_before))
 
         with_commit_properties(spark, properties, _merge)
         faults.point("silver.after_commit", spark)
