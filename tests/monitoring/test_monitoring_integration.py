@@ -20,12 +20,13 @@ from cdclake.health.verdict import StatusExit, exit_code
 from cdclake.lakehouse import runner
 from cdclake.lakehouse.configuration import SILVER_WATERMARK_KEY
 from cdclake.lakehouse.spark import latest_summary_value
+from cdclake.monitoring import runs
 from cdclake.monitoring.configuration import MonitoringConfig
 from cdclake.monitoring.exporter import serve
 from cdclake.source.workload import Workload
 from tests.conftest import unique
 from tests.lakehouse.conftest import cleanup, spark, wait_captured  # noqa: F401 - fixtures
-from tests.lakehouse.test_lakehouse_integration import DEMO, QUIET, demo_capture
+from tests.lakehouse.test_lakehouse_integration import DEMO, QUIET, assert_exact, demo_capture
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,13 @@ def free_port() -> int:
 def test_layers_exporter_and_prometheus_agree_with_kafka_and_iceberg(stack, spark, cleanup, tmp_path):
     tag = unique("mon")
     pipeline, plan = demo_capture(stack, tag, DEMO, cleanup, ops=200)
+    before, started = runs.tally(pipeline.state_dir), time.time()
     assert not runner.run(spark, plan, ["bronze", "silver", "gold"], progress=QUIET).failures
+    assert_ledger_recorded(pipeline, before, started)
+    assert_exact(plan)
+    verified = runs.last_verify(pipeline.state_dir)
+    assert all(verified["tables"][ref.source]["ok"] and verified["tables"][ref.source]["at"] >= started
+               for ref in plan.tables)
 
     report = layer_report(pipeline)
     ends = end_offsets(plan.bootstrap, [r.topic for r in plan.tables])
@@ -76,6 +83,18 @@ def test_layers_exporter_and_prometheus_agree_with_kafka_and_iceberg(stack, spar
     slot = slot_status(pipeline)
     assert scraped[("cdclake_slot_retained_wal_bytes", pipeline.source.slot)] > 0
     assert slot["retained_wal_bytes"] > 0
+    assert all(scraped[("cdclake_verify_exact", ref.source)] == 1 for ref in plan.tables)
+    assert all(scraped[("cdclake_job_last_run_failed", job)] == 0 for job in runner.LAYERS)
+
+
+def assert_ledger_recorded(pipeline, before: dict, started: float) -> None:
+    """Each layer's run is in the ledger once more than before, ok, with its duration."""
+    after = runs.tally(pipeline.state_dir)
+    for job in runner.LAYERS:
+        earlier = before.get(job, {"runs": {"ok": 0}})["runs"]["ok"]
+        assert after[job]["runs"]["ok"] == earlier + 1, (job, after[job])
+        assert after[job]["last"]["outcome"] == "ok" and after[job]["last"]["started"] >= started
+        assert after[job]["last"]["seconds"] > 0 and after[job]["last_success"] > started
 
 
 def scrape_with_prometheus(pipeline, tmp_path) -> dict[tuple[str, str], float]:
@@ -103,7 +122,7 @@ def scrape_with_prometheus(pipeline, tmp_path) -> dict[tuple[str, str], float]:
 
 def _query_until_scraped(port: int, timeout: float = 90) -> dict[tuple[str, str], float]:
     query = urllib.parse.quote('{__name__=~"cdclake_layer_lag_events|cdclake_topic_end_offset|'
-                               'cdclake_slot_retained_wal_bytes"}')
+                               'cdclake_slot_retained_wal_bytes|cdclake_verify_exact|cdclake_job_last_run_failed"}')
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -112,8 +131,8 @@ def _query_until_scraped(port: int, timeout: float = 90) -> dict[tuple[str, str]
         except OSError:
             result = []
         if result:
-            return {(r["metric"]["__name__"], r["metric"].get("table") or r["metric"].get("slot")): float(r["value"][1])
-                    for r in result}
+            return {(r["metric"]["__name__"], r["metric"].get("table") or r["metric"].get("slot")
+                     or r["metric"].get("layer")): float(r["value"][1]) for r in result}
         time.sleep(1)
     raise TimeoutError(f"Prometheus on port {port} scraped no cdclake metrics within {timeout}s")
 
@@ -161,3 +180,33 @@ def _samples(port: int, name: str, having: str = "", timeout: float = 60) -> dic
             return found
         time.sleep(1)
     raise TimeoutError(f"no {name}{{{having}}} on the JMX exporter at port {port} within {timeout}s")
+
+
+def test_up_serves_the_dashboard_and_exporter_and_down_stops_them(stack):
+    """``monitoring.serve``: the ``up``ed stack serves both pages; status lists them; down stops them."""
+    from cdclake.config import load
+    from cdclake.monitoring.endpoints import running_endpoints
+    from cdclake.stack.stack import stop_pidfiles, up
+    from tests.lakehouse.conftest import write_pipeline
+
+    dashboard_port, metrics_port = free_port(), free_port()
+    served = stack.model_copy(update={"monitoring": stack.monitoring.model_copy(update={
+        "serve": True, "dashboard_port": dashboard_port, "metrics_port": metrics_port})})
+    pipeline = load(write_pipeline(served, unique("serve")))
+    report = up(pipeline, progress=QUIET)
+    pidfiles = [pipeline.state_dir / "run" / f"{name}.pid" for name in report.started]
+    try:
+        assert report.started == ["monitoring-dashboard", "monitoring-metrics"]
+        assert {"postgres", "connect"} <= set(report.already_running)
+        with urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/api/status", timeout=30) as resp:
+            shown = json.load(resp)
+        assert shown["connect"]["state"] == "up" and shown["postgres"]["state"] == "up"
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as resp:
+            assert 'cdclake_up{component="kafka"} 1.0' in resp.read().decode()
+        assert running_endpoints(pipeline.state_dir) == {
+            "dashboard": f"http://127.0.0.1:{dashboard_port}/", "metrics": f"http://127.0.0.1:{metrics_port}/metrics"}
+        assert up(pipeline, progress=QUIET).started == []  # idempotent
+    finally:
+        stopped = stop_pidfiles(pidfiles, QUIET)  # what `down` does for these, leaving the session stack up
+    assert stopped == ["monitoring-dashboard", "monitoring-metrics"]
+    assert running_endpoints(pipeline.state_dir) == {} and not any(p.exists() for p in pidfiles)

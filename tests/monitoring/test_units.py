@@ -97,7 +97,10 @@ def test_status_text_has_a_line_per_table_and_layer():
     from cdclake.commands.stack import render_status
     from cdclake.health.layers import render_layers
 
-    status = {**_status(), "endpoints": {"metrics": "http://127.0.0.1:9464/metrics"}}
+    status = {**_status(), "endpoints": {"metrics": "http://127.0.0.1:9464/metrics"},
+              "runs": {"silver": {"runs": {"ok": 0, "failed": 1}, "last_success": None,
+                                  "last": {"started": 0.0, "seconds": 4.25, "outcome": "failed",
+                                           "failures": {"public.orders": "silver: boom"}}}}}
     text = render_layers(status)
     lines = text.splitlines()
     assert any(line.startswith("public.users") and "bronze" in line and " 3 " in line and "900" in line
@@ -105,4 +108,74 @@ def test_status_text_has_a_line_per_table_and_layer():
     assert any("kafka" in line and "end offset 7" in line for line in lines)
     assert any(line.startswith("gold_x") and "gold" in line for line in lines)
     assert lines[-1] == "metrics: http://127.0.0.1:9464/metrics"
-    assert "layers" not in render_status(status) and "endpoints" not in render_status(status)
+    assert lines[-2] == ("last silver run: FAILED at 1970-01-01 00:00:00 UTC after 4.2s "
+                         "(public.orders: silver: boom)")
+    assert not {"layers", "endpoints", "runs"} & {line.split()[0] for line in render_status(status).splitlines()}
+
+
+def test_the_run_ledger_tallies_runs_and_keeps_the_last_verify_per_table(tmp_path):
+    from cdclake.monitoring import runs
+
+    runs.record_job(tmp_path, runs.JobRun("silver", started=100.0, seconds=2.0))
+    runs.record_job(tmp_path, runs.JobRun("silver", started=200.0, seconds=3.0, failures={"public.orders": "boom"}))
+    runs.record_job(tmp_path, runs.JobRun("bronze", started=150.0, seconds=1.0))
+    (tmp_path / "runs" / "jobs.jsonl").open("a").write('{"job": "gold", "cut by a cra')  # a crash mid-line
+    tally = runs.tally(tmp_path)
+    assert set(tally) == {"silver", "bronze"}
+    assert tally["silver"]["runs"] == {"ok": 1, "failed": 1}
+    assert tally["silver"]["last"] == {"started": 200.0, "seconds": 3.0, "outcome": "failed",
+                                       "failures": {"public.orders": "boom"}}
+    assert tally["silver"]["last_success"] == 102.0
+
+    runs.record_verify(tmp_path, {"tables": [{"table": "public.a", "ok": True, "missing": 0},
+                                             {"table": "public.b", "ok": False, "missing": 2}],
+                                  "gold": [{"model": "gold_x", "ok": True}]}, at=10.0)
+    runs.record_verify(tmp_path, {"tables": [{"table": "public.b", "ok": True, "missing": 0}], "gold": []}, at=20.0)
+    last = runs.last_verify(tmp_path)
+    assert {t: (e["ok"], e["at"]) for t, e in last["tables"].items()} == {"public.a": (True, 10.0),
+                                                                          "public.b": (True, 20.0)}
+    assert last["gold"]["gold_x"]["ok"] is True
+
+
+def test_the_ledger_is_cut_back_when_it_doubles(tmp_path, monkeypatch):
+    from cdclake.monitoring import runs
+
+    monkeypatch.setattr(runs, "KEEP_LINES", 5)
+    for i in range(11):
+        runs.record_job(tmp_path, runs.JobRun("bronze", started=float(i), seconds=1.0))
+    kept = runs.job_runs(tmp_path)
+    assert [r["started"] for r in kept] == [6.0, 7.0, 8.0, 9.0, 10.0]
+
+
+def test_a_layer_run_is_recorded_with_only_its_own_tables_failures(tmp_path):
+    from cdclake.lakehouse import runner
+    from cdclake.lakehouse.configuration import LakehousePlan
+    from cdclake.monitoring import runs
+
+    plan = LakehousePlan(catalog=None, namespace="n", tables=(), bootstrap="", checkpoints="", state_dir=tmp_path)
+    report = runner.RunReport(["silver"], failures={"public.a": "silver: old", "public.z": "bronze: other"})
+
+    def merge() -> None:
+        report.failures["public.b"] = "silver: broke"
+
+    runner.recorded(plan, report, "silver", ["public.a", "public.b"], merge)
+    assert report.failures == {"public.z": "bronze: other", "public.b": "silver: broke"}  # a merged again
+    assert runs.tally(tmp_path)["silver"]["last"]["failures"] == {"public.b": "silver: broke"}
+
+
+def test_job_and_verify_metrics_come_from_the_ledger():
+    from cdclake.monitoring.exporter import job_metrics, verify_metrics
+
+    ledger = {"silver": {"runs": {"ok": 4, "failed": 1}, "last_success": 50.0,
+                         "last": {"started": 60.0, "seconds": 2.5, "outcome": "failed", "failures": {"t": "x"}}}}
+    verified = {"tables": {"public.a": {"ok": False, "missing": 1, "extra": 2, "different": 3, "at": 9.0}},
+                "gold": {"gold_x": {"ok": True, "at": 9.0}}}
+    text = _scrape(job_metrics(ledger) + verify_metrics(verified))
+    assert 'cdclake_job_runs_total{layer="silver",outcome="failed"} 1.0' in text
+    assert 'cdclake_job_runs_total{layer="silver",outcome="ok"} 4.0' in text
+    assert 'cdclake_job_last_run_failed{layer="silver"} 1.0' in text
+    assert 'cdclake_job_last_duration_seconds{layer="silver"} 2.5' in text
+    assert 'cdclake_verify_exact{layer="silver",table="public.a"} 0.0' in text
+    assert 'cdclake_verify_differences{layer="silver",table="public.a"} 6.0' in text
+    assert 'cdclake_verify_exact{layer="gold",table="gold_x"} 1.0' in text
+    assert "cdclake_verify_exact" in _scrape(verify_metrics(None)) and "{" not in _scrape(verify_metrics(None))

@@ -85,7 +85,7 @@ def status(ctx: Context, watch: float | None) -> None:
 def render_status(status: dict) -> str:
     lines = []
     for name, part in status.items():
-        if name in ("layers", "endpoints"):
+        if name in ("layers", "endpoints", "runs"):  # rendered by render_layers
             continue
         address = part.get("dsn") or part.get("bootstrap_servers") or part.get("url") or ""
         head = f"{name:<10} {part.get('state', '?'):<5} {address}"

@@ -231,10 +231,12 @@ def worst_objective(report: dict[str, Any]) -> str:
 def full_status(pipeline: Pipeline, controller: bool = True) -> dict[str, Any]:
     """``cdclake status``: every component (:func:`stack_status`), every layer, running endpoints."""
     from cdclake.health.checks import stack_status
+    from cdclake.monitoring import runs
     from cdclake.monitoring.endpoints import running_endpoints
 
     status = stack_status(pipeline, controller)
     status["layers"] = layer_report(pipeline)
+    status["runs"] = runs.tally(pipeline.state_dir)
     status["endpoints"] = running_endpoints(pipeline.state_dir)
     return status
 
@@ -251,8 +253,17 @@ def render_layers(status: dict[str, Any]) -> str:
             lines.append(_layer_line(table, layer, entry[layer], entry[layer].get("lag_events", "")))
     for model, state in layers["gold"].items():
         lines.append(_layer_line(model, "gold", state, ""))
+    lines += [_run_line(job, entry["last"]) for job, entry in status.get("runs", {}).items()]
     lines += [f"{name}: {url}" for name, url in status.get("endpoints", {}).items()]
     return "\n".join(lines)
+
+
+def _run_line(job: str, last: dict[str, Any]) -> str:
+    """``last silver run: FAILED at 10:02:03 UTC after 4.1s (public.orders: ...)``."""
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(last["started"]))
+    outcome = "ok" if last["outcome"] == "ok" else "FAILED"
+    why = "; ".join(f"{table}: {reason}" for table, reason in last["failures"].items())
+    return f"last {job} run: {outcome} at {at} UTC after {last['seconds']:.1f}s" + (f" ({why})" if why else "")
 
 
 def _layer_line(name: str, layer: str, state: dict[str, Any], lag: Any) -> str:

@@ -131,6 +131,7 @@ class LakehousePlan:
     tombstone_retention_hours: int = 168
     source_connect: Callable[..., psycopg.Connection] | None = field(default=None, compare=False, repr=False)
     log_dir: Path | None = None  # a local Spark's engine logs go to a file here; None: the console
+    state_dir: Path | None = None  # the run ledger (monitoring/runs.py) lives here; None: not recorded
 
     def table(self, name: str) -> TableRef:
         """The configured table called ``name`` (``users``, ``public.users`` or ``silver_users``).
@@ -192,6 +193,7 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
         tombstone_retention_hours=lake.tombstone_retention_hours,
         source_connect=functools.partial(connection.connect, pipeline),
         log_dir=pipeline.state_dir / "logs",
+        state_dir=pipeline.state_dir,
     )
 
 

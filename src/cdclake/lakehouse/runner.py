@@ -19,6 +19,7 @@ from cdclake.broker.topics import topic_partitions
 from cdclake.lakehouse import bronze, gold, silver
 from cdclake.lakehouse.configuration import LakehousePlan, TableRef
 from cdclake.lakehouse.exceptions import JobsFailedError, LakehouseError
+from cdclake.monitoring.runs import JobRun, record_job
 from cdclake.progress import Meter
 
 if TYPE_CHECKING:
@@ -112,19 +113,41 @@ def run_gold(spark: SparkSession, plan: LakehousePlan, report: RunReport, progre
             progress(f"gold {result.model}: rebuilt in {result.seconds:.1f}s")
 
 
+def recorded(plan: LakehousePlan, report: RunReport, job: str, keys: list[str], work: Callable[[], Any]) -> None:
+    """Run ``work`` (one layer over the tables ``keys``) and add it to the run ledger.
+
+    The keys' earlier failures are cleared first: in continuous mode a table that failed
+    and then merged is healthy again.
+    """
+    for key in keys:
+        report.failures.pop(key, None)
+    started = time.time()
+    try:
+        work()
+    finally:
+        if plan.state_dir is not None:
+            failures = {key: report.failures[key] for key in keys if key in report.failures}
+            record_job(plan.state_dir, JobRun(job, started, time.time() - started, failures))
+
+
 def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: Progress = print) -> RunReport:
     """Run the layers once, in order (bronze drains Kafka and stops)."""
     report = RunReport(layers)
     if "bronze" in layers:
-        run_bronze(spark, plan, report, progress)
+        recorded(plan, report, "bronze", [r.source for r in plan.tables],
+                 lambda: run_bronze(spark, plan, report, progress))
     if "silver" in layers:
         todo = [ref for ref in plan.tables if ref.source not in report.failures]
         meter = Meter("silver", len(todo), "tables", per_second=False)
-        for done, ref in enumerate(todo, 1):
-            run_silver_table(spark, plan, ref, report, progress)
-            progress(meter.line(done))
+
+        def merge_all() -> None:
+            for done, ref in enumerate(todo, 1):
+                run_silver_table(spark, plan, ref, report, progress)
+                progress(meter.line(done))
+
+        recorded(plan, report, "silver", [r.source for r in todo], merge_all)
     if "gold" in layers:
-        run_gold(spark, plan, report, progress)
+        recorded(plan, report, "gold", ["gold"], lambda: run_gold(spark, plan, report, progress))
     return report
 
 
@@ -137,11 +160,15 @@ def run_continuous(spark: SparkSession, plan: LakehousePlan, layers: list[str], 
     def merge_table(ref: TableRef) -> None:
         # Called from a bronze batch: a silver failure is reported and retried on the next
         # batch; it must never fail the bronze stream.
-        try:
-            run_silver_table(spark, plan, ref, report, progress)
-        except Exception as exc:  # noqa: BLE001 - Py4J/Spark errors of any kind
-            report.failures[ref.source] = f"silver: {failure_reason(exc)}"
-            progress(f"silver {ref.silver_short}: failed, retrying on the next batch: {report.failures[ref.source]}")
+        def merge() -> None:
+            try:
+                run_silver_table(spark, plan, ref, report, progress)
+            except Exception as exc:  # noqa: BLE001 - Py4J/Spark errors of any kind
+                report.failures[ref.source] = f"silver: {failure_reason(exc)}"
+                progress(f"silver {ref.silver_short}: failed, retrying on the next batch: "
+                         f"{report.failures[ref.source]}")
+
+        recorded(plan, report, "silver", [ref.source], merge)
 
     queries = []
     if "bronze" in layers:
@@ -154,7 +181,7 @@ def run_continuous(spark: SparkSession, plan: LakehousePlan, layers: list[str], 
                 for ref in plan.tables:
                     merge_table(ref)
             if "gold" in layers:
-                run_gold(spark, plan, report, progress)
+                recorded(plan, report, "gold", ["gold"], lambda: run_gold(spark, plan, report, progress))
             for ref, query in queries:
                 if query.exception() is not None:
                     report.failures[ref.source] = f"bronze: {failure_reason(query.exception())}"

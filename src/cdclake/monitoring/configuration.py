@@ -38,6 +38,9 @@ class MonitoringConfig(BaseModel):
     tables: dict[str, FreshnessObjective] = Field(default_factory=dict,
                                                   description="per source table (public.users or users)")
     metrics_port: int = Field(9464, ge=1, le=65535, description="cdclake metrics serve: the exporter's port")
+    dashboard_port: int = Field(8765, ge=1, le=65535, description="the dashboard's port when `up` serves it")
+    serve: bool = Field(False, description="`cdclake up` also serves the dashboard and the metrics exporter in "
+                                           "the background; `cdclake down` stops them")
     jmx_exporter: bool = Field(False, description="managed Kafka and Connect: attach the Prometheus JMX agent")
     jmx_port: int = Field(9404, ge=1024, le=65000, description="first JMX exporter port (broker i: +i-1, Connect: +10)")
 

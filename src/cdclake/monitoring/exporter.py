@@ -3,8 +3,9 @@
 Every scrape reads the live state (nothing is cached, so no value freezes at its last
 reading while the pipeline is idle): the replication slot from PostgreSQL, the
 connector's states from Kafka Connect, each table's position and freshness in every layer
-(:mod:`cdclake.health.layers`), the dead-letter topic's size and the stream processor's
-lag. Metric names are ``cdclake_*``; the alert rules in ``deploy/monitoring/`` use them.
+(:mod:`cdclake.health.layers`), the dead-letter topic's size, the stream processor's
+lag, and the run ledger's job runs and verify results (:mod:`cdclake.monitoring.runs`).
+Metric names are ``cdclake_*``; the alert rules in ``deploy/monitoring/`` use them.
 
 Example:
     >>> from cdclake.config import load
@@ -17,10 +18,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from cdclake.config import Pipeline
+from cdclake.monitoring import runs
 
 STATES = ("RUNNING", "PAUSED", "STOPPED", "FAILED", "UNASSIGNED", "RESTARTING")
 
@@ -105,6 +107,45 @@ def stream_metrics(pipeline: Pipeline, stream: dict[str, Any]) -> list[GaugeMetr
     ]
 
 
+def job_metrics(ledger: dict[str, dict[str, Any]]) -> list[GaugeMetricFamily | CounterMetricFamily]:
+    """From the run ledger (monitoring/runs.py): runs by outcome, the last run's duration and result.
+
+    The label is ``layer``, not ``job``: Prometheus gives every scraped series its own ``job``.
+    """
+    total = CounterMetricFamily("cdclake_job_runs", "layer runs recorded in the run ledger", labels=["layer", "outcome"])
+    for job, entry in ledger.items():
+        for outcome, count in entry["runs"].items():
+            total.add_metric([job, outcome], count)
+    last = [(job, entry["last"]) for job, entry in ledger.items()]
+    return [
+        total,
+        gauge("cdclake_job_last_duration_seconds", "how long the job's last run took", ["layer"],
+              [([job], run["seconds"]) for job, run in last]),
+        gauge("cdclake_job_last_run_timestamp_seconds", "when the job's last run started", ["layer"],
+              [([job], run["started"]) for job, run in last]),
+        gauge("cdclake_job_last_run_failed", "1 when the job's last run failed for some table", ["layer"],
+              [([job], run["outcome"] == "failed") for job, run in last]),
+        gauge("cdclake_job_last_success_timestamp_seconds", "when the job last ended without a failure", ["layer"],
+              [([job], entry["last_success"]) for job, entry in ledger.items()]),
+    ]
+
+
+def verify_metrics(result: dict[str, Any] | None) -> list[GaugeMetricFamily]:
+    """The last ``cdclake verify`` per silver table and gold model: exact or not, and when."""
+    entries = [(name, "silver", e) for name, e in (result or {}).get("tables", {}).items()]
+    entries += [(name, "gold", e) for name, e in (result or {}).get("gold", {}).items()]
+    labels = ["table", "layer"]
+    return [
+        gauge("cdclake_verify_exact", "1 when the last verify found the layer equal to the source", labels,
+              [([name, layer], e["ok"]) for name, layer, e in entries]),
+        gauge("cdclake_verify_differences", "rows missing, extra or different at the last verify", labels,
+              [([name, layer], e.get("missing", 0) + e.get("extra", 0) + e.get("different", 0))
+               for name, layer, e in entries if layer == "silver"]),
+        gauge("cdclake_verify_timestamp_seconds", "when the layer was last verified", labels,
+              [([name, layer], e["at"]) for name, layer, e in entries]),
+    ]
+
+
 class CdclakeCollector(Collector):
     """Collects everything on each scrape; a component that is down shows as ``cdclake_up`` 0."""
 
@@ -128,6 +169,8 @@ class CdclakeCollector(Collector):
         yield from connector_metrics(status["connector"])
         yield from layer_metrics(layers)
         yield from stream_metrics(self.pipeline, status["stream"])
+        yield from job_metrics(status["runs"])
+        yield from verify_metrics(runs.last_verify(self.pipeline.state_dir))
         yield gauge("cdclake_scrape_duration_seconds", "time this scrape took", [],
                     [([], time.monotonic() - started)])
 

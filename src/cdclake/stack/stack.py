@@ -21,7 +21,7 @@ from cdclake.stack.kafka import LocalKafka, format_storage
 from cdclake.stack.postgres import LocalPostgres
 
 STOP_TIMEOUT = 30.0
-PG_TIMEOUT, KAFKA_TIMEOUT, CONNECT_TIMEOUT = 60.0, 120.0, 180.0
+PG_TIMEOUT, KAFKA_TIMEOUT, CONNECT_TIMEOUT, MONITORING_TIMEOUT = 60.0, 120.0, 180.0, 60.0
 
 Progress = Callable[[str], None]
 
@@ -80,6 +80,8 @@ def up(pipeline: Pipeline, progress: Progress = print) -> UpReport:
             _up_kafka(stack.kafka, report, progress)
         if stack.connect:
             _up_connect(stack.connect, report, progress)
+        if pipeline.monitoring.serve:
+            _up_monitoring(pipeline, report, progress)
     except BaseException:
         if report.started:
             progress("up failed: stopping what it started (" + ", ".join(report.started) + ")")
@@ -139,15 +141,23 @@ def _up_connect(connect: LocalConnect, report: UpReport, progress: Progress) -> 
            f"GET {connect.url}/connector-plugins listing Debezium", report, progress)
 
 
+def _up_monitoring(pipeline: Pipeline, report: UpReport, progress: Progress) -> None:
+    from cdclake.monitoring.service import daemons
+
+    for daemon, probe, what in daemons(pipeline):
+        _start(daemon, probe, MONITORING_TIMEOUT, what, report, progress)
+
+
 @dataclass
 class DownReport:
     stopped: list[str] = field(default_factory=list)
     purged: bool = False
 
 
-# Consumers of Kafka first, PostgreSQL last; every Kafka node is signalled at once because
-# a quorum that loses members one by one stalls the last ones' controlled shutdown.
-STOP_ORDER = ("airflow", "stream", "connect", "kafka", "postgres")
+# Readers of the stack and consumers of Kafka first, PostgreSQL last; every Kafka node is
+# signalled at once because a quorum that loses members one by one stalls the last ones'
+# controlled shutdown.
+STOP_ORDER = ("monitoring", "airflow", "stream", "connect", "kafka", "postgres")
 
 
 def down(pipeline: Pipeline, purge: bool = False, progress: Progress = print) -> DownReport:

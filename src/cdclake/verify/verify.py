@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cdclake.lakehouse.catalog import pyiceberg_catalog
 from cdclake.lakehouse.configuration import LakehousePlan
 from cdclake.lakehouse.gold import load_models
+from cdclake.monitoring.runs import record_verify
 from cdclake.verify.exceptions import VerifyError
 from cdclake.verify.gold import GoldReport, verify_model
 from cdclake.verify.silver import TableReport, verify_table
@@ -46,6 +48,8 @@ def verify(plan: LakehousePlan, table: str | None = None, gold: bool = True, pro
             result = verify_model(plan, model, catalog)
             report.gold.append(result)
             progress(render_gold(result))
+    if plan.state_dir is not None:
+        record_verify(plan.state_dir, report.as_dict(), time.time())
     return report
 
 
