@@ -4,7 +4,7 @@ Each check reuses the Airflow DAG's health checks (:mod:`cdclake.health.pipeline
 layer report, and turns a failure into a :class:`Finding` with the exact command that
 fixes it: broker down, under-replicated partitions, connector or task failed, slot
 missing / lost / inactive / lagging, bronze or silver behind, disk full on the Kafka
-data directory.
+data directory, a job whose last run failed, a table the last verify found different.
 """
 
 from __future__ import annotations
@@ -124,6 +124,27 @@ def _layer_finding(table: str, layer: str, state: dict[str, Any], behind: str) -
     return Finding(check, True, f"caught up (objective {state['objective']})")
 
 
+def run_findings(pipeline: Pipeline) -> list[Finding]:
+    """The run ledger: a job whose last run failed, a table the last verify found different."""
+    from cdclake.monitoring import runs
+
+    out = []
+    for job, entry in runs.tally(pipeline.state_dir).items():
+        last = entry["last"]
+        if last["outcome"] == "failed":
+            why = "; ".join(f"{table}: {reason}" for table, reason in last["failures"].items())
+            out.append(Finding(f"{job} job", False, f"the last run failed: {why}",
+                               f"fix the cause named above, then: cdclake run {job}"))
+        else:
+            out.append(Finding(f"{job} job", True, f"the last run took {last['seconds']:.1f}s"))
+    verified = runs.last_verify(pipeline.state_dir) or {}
+    for table, entry in verified.get("tables", {}).items():
+        if not entry["ok"]:
+            out.append(Finding(f"verify {table}", False, "the last verify found silver different from the source",
+                               f"cdclake verify {table}   # examples; then: cdclake rebuild silver {table}"))
+    return out
+
+
 def disk_finding(pipeline: Pipeline, used_max: float = DISK_USED_MAX) -> Finding:
     """The file system holding the managed Kafka's data directory (an external broker: its hosts)."""
     if not pipeline.kafka.is_managed:
@@ -147,7 +168,7 @@ def _existing(path: Path) -> Path:
 
 
 CHECKS: list[Callable[[Pipeline], Finding | list[Finding]]] = [
-    kafka_finding, connector_finding, slot_finding, disk_finding, layer_findings]
+    kafka_finding, connector_finding, slot_finding, disk_finding, layer_findings, run_findings]
 
 
 def diagnose(pipeline: Pipeline) -> list[Finding]:
