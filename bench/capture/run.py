@@ -147,43 +147,84 @@ def capture_rate(pipeline: Pipeline, tag: str, topic: str, rows: int) -> dict:
             "ratio": round(base_s / dbz_s, 3)}
 
 
-def latency(pipeline: Pipeline, tag: str, topic: str, rate: float, seconds: float) -> dict:
-    """p50/p99 of Kafka append time minus source commit time under a steady load."""
-    per_tx = max(1, round(rate / 100))
+class SteadyLoad(threading.Thread):
+    """An open-loop insert load: 100 transactions/s of ``per_tx`` rows, on schedule.
+
+    It reports the rate it actually achieved; when it falls behind its schedule it does
+    not pretend (no negative sleep, no silent death): ``achieved_rate`` says so and the
+    benchmark refuses a latency measured on less load than it states.
+    """
+
+    TX_PER_SECOND = 100
+
+    def __init__(self, pipeline: Pipeline, tag: str, per_tx: int) -> None:
+        super().__init__(name="steady-load", daemon=True)
+        self.pipeline, self.tag, self.per_tx = pipeline, tag, per_tx
+        self.stop_event = threading.Event()
+        self.sent = 0
+        self.elapsed = 0.0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        statement = sql.SQL("INSERT INTO {}.{} (payload, amount) SELECT md5(g::text), 1.5 "
+                            "FROM generate_series(1, %s) g").format(sql.Identifier(self.tag), sql.Identifier(TABLE))
+        try:
+            with connection.connect(self.pipeline, autocommit=True) as conn:  # durable commits, as in production
+                start = time.monotonic()
+                while not self.stop_event.is_set():
+                    wait = start + self.sent / self.TX_PER_SECOND - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    conn.execute(statement, (self.per_tx,))
+                    self.sent += 1
+                    self.elapsed = time.monotonic() - start
+        except BaseException as exc:  # noqa: BLE001 - re-raised by finish() in the benchmark's thread
+            self.error = exc
+
+    @property
+    def offered_rate(self) -> int:
+        return self.per_tx * self.TX_PER_SECOND
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.sent * self.per_tx / self.elapsed if self.elapsed else 0.0
+
+    def finish(self) -> None:
+        self.stop_event.set()
+        self.join()
+        if self.error is not None:
+            raise RuntimeError(f"the load thread died: {self.error!r}") from self.error
+
+
+def latency(pipeline: Pipeline, tag: str, topic: str, rate: float, seconds: float, tolerance: float = 0.95) -> dict:
+    """p50/p99 of Kafka append time minus source commit time under a steady load.
+
+    Raises:
+        RuntimeError: the load achieved less than ``tolerance`` of the offered rate (the
+            figures would describe a lighter load than stated).
+    """
     consumer = clients.consumer(pipeline.kafka.bootstrap, f"bench-lat-{tag}", **{"auto.offset.reset": "latest"})
     consumer.subscribe([topic])
     while not consumer.assignment():
         consumer.poll(0.2)
-    stop = threading.Event()
-    thread = threading.Thread(target=_steady_load, args=(pipeline, tag, per_tx, stop))
-    thread.start()
+    load = SteadyLoad(pipeline, tag, max(1, round(rate / SteadyLoad.TX_PER_SECOND)))
+    load.start()
     samples, deadline = [], time.monotonic() + seconds
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and load.is_alive():
             for msg in consumer.consume(1000, 0.2):
                 if not msg.error():
                     samples.append(msg.timestamp()[1] - json.loads(msg.value())["__source_ts_ms"])
     finally:
-        stop.set()
-        thread.join()
+        load.finish()
         consumer.close()
+    if load.achieved_rate < tolerance * load.offered_rate:
+        raise RuntimeError(f"the load reached {load.achieved_rate:,.0f} changes/s of the {load.offered_rate:,} "
+                           "offered: the source cannot take it on this machine; lower the rate")
     samples.sort()
-    return {"offered_rate": per_tx * 100, "samples": len(samples),
+    return {"offered_rate": load.offered_rate, "achieved_rate": round(load.achieved_rate), "samples": len(samples),
             "p50_ms": samples[len(samples) // 2], "p99_ms": samples[int(len(samples) * 0.99)],
             "mean_ms": round(statistics.fmean(samples), 1)}
-
-
-def _steady_load(pipeline: Pipeline, tag: str, per_tx: int, stop: threading.Event) -> None:
-    statement = sql.SQL("INSERT INTO {}.{} (payload, amount) SELECT md5(g::text), 1.5 FROM generate_series(1, %s) g"
-                        ).format(sql.Identifier(tag), sql.Identifier(TABLE))
-    with connection.connect(pipeline, autocommit=True) as conn:  # durable commits, as in production
-        start, sent = time.monotonic(), 0
-        while not stop.is_set():
-            due = start + sent / 100  # 100 transactions per second, open loop
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
-            conn.execute(statement, (per_tx,))
-            sent += 1
 
 
 def cleanup(pipeline: Pipeline, tag: str) -> None:
@@ -220,8 +261,9 @@ def main() -> None:
         print(json.dumps({"latency_at_80pct": lat}), flush=True)
         print(f"\ncapture rate: Debezium {rate['debezium_rate']:,} changes/s vs pg_recvlogical "
               f"{rate['pg_recvlogical_rate']:,} changes/s on the same {args.rows:,} changes -> ratio {rate['ratio']} "
-              f"(target >= 0.5)")
-        print(f"commit-to-Kafka latency at {lat['offered_rate']:,} changes/s: p50 {lat['p50_ms']} ms, "
-              f"p99 {lat['p99_ms']} ms (target p99 <= 250 ms)")
+              f"(target >= 0.7)")
+        print(f"commit-to-Kafka latency at {lat['achieved_rate']:,} changes/s achieved "
+              f"({lat['offered_rate']:,} offered): p50 {lat['p50_ms']} ms, "
+              f"p99 {lat['p99_ms']} ms (target p99 <= 100 ms)")
     finally:
         cleanup(pipeline, tag)
