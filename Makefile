@@ -45,11 +45,10 @@ test: airflow tools ## run unit and integration tests on the real local stack (t
 unit: $(STAMP) tools ## run the fast unit tests only (no stack)
 	$(BIN)/pytest -q -m "not integration"
 
-bench: setup ## run the benchmarks in bench/ against the local stack (long)
+bench: setup ## run the benchmarks in bench/ against the local stack (long); report in bench/results/
 	$(BIN)/cdclake up
-	$(BIN)/python -m bench.capture
+	$(BIN)/python -m bench
 	$(BIN)/python -m bench.stream
-	$(BIN)/python -m bench.lakehouse all
 
 up: setup ## start the local stack
 	$(BIN)/cdclake up

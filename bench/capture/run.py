@@ -243,27 +243,31 @@ def cleanup(pipeline: Pipeline, tag: str) -> None:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+def measure(base: Pipeline, rows: int, latency_seconds: float) -> dict:
+    """Both figures on the benchmark's own table, slot and connector, removed afterwards."""
+    tag = f"bench_{uuid.uuid4().hex[:6]}"
+    pipeline = isolated(base, tag)
+    topic = prepare(pipeline, tag)
+    try:
+        service.apply(pipeline, progress=lambda m: None)
+        rate = capture_rate(pipeline, tag, topic, rows)
+        sustainable = min(rate["debezium_rate"], rate["pg_recvlogical_rate"])
+        return {"capture": rate, "latency_at_80pct": latency(pipeline, tag, topic, 0.8 * sustainable, latency_seconds)}
+    finally:
+        cleanup(pipeline, tag)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", default="pipeline.yaml")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--latency-seconds", type=float, default=30)
     args = parser.parse_args()
-    tag = f"bench_{uuid.uuid4().hex[:6]}"
-    pipeline = isolated(load(args.config), tag)
-    topic = prepare(pipeline, tag)
-    try:
-        service.apply(pipeline, progress=lambda m: None)
-        rate = capture_rate(pipeline, tag, topic, args.rows)
-        print(json.dumps({"capture": rate}), flush=True)
-        sustainable = min(rate["debezium_rate"], rate["pg_recvlogical_rate"])
-        lat = latency(pipeline, tag, topic, 0.8 * sustainable, args.latency_seconds)
-        print(json.dumps({"latency_at_80pct": lat}), flush=True)
-        print(f"\ncapture rate: Debezium {rate['debezium_rate']:,} changes/s vs pg_recvlogical "
-              f"{rate['pg_recvlogical_rate']:,} changes/s on the same {args.rows:,} changes -> ratio {rate['ratio']} "
-              f"(target >= 0.7)")
-        print(f"commit-to-Kafka latency at {lat['achieved_rate']:,} changes/s achieved "
-              f"({lat['offered_rate']:,} offered): p50 {lat['p50_ms']} ms, "
-              f"p99 {lat['p99_ms']} ms (target p99 <= 100 ms)")
-    finally:
-        cleanup(pipeline, tag)
+    result = measure(load(args.config), args.rows, args.latency_seconds)
+    rate, lat = result["capture"], result["latency_at_80pct"]
+    print(json.dumps(result), flush=True)
+    print(f"\ncapture rate: Debezium {rate['debezium_rate']:,} changes/s vs pg_recvlogical "
+          f"{rate['pg_recvlogical_rate']:,} changes/s on the same {args.rows:,} changes -> ratio {rate['ratio']} "
+          f"(target >= 0.7)")
+    print(f"commit-to-Kafka latency at {lat['achieved_rate']:,} changes/s achieved "
+          f"({lat['offered_rate']:,} offered): p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (target p99 <= 100 ms)")
