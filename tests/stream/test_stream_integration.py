@@ -198,6 +198,38 @@ def test_department_update_reaches_later_events(stack):
                                                                                    6: "revenue"}
 
 
+def test_truncate_of_a_join_table_empties_it_through_restore_and_refuses_older_replays(stack):
+    """A TRUNCATE of departments (null key, __op t) empties the table for later joins; a
+    new processor restored from the changelog agrees, and a replayed older change stays out."""
+    ns = unique("st")
+    create_topics(stack, ns)
+    bootstrap = stack.kafka.bootstrap
+    produce(bootstrap, f"{ns}.departments", [({"id": 1}, department(1, "sales")), ({"id": 2}, department(2, "ops"))])
+    truncate = {"__op": "t", "__lsn": 50, "__txId": 9, "__table": "departments", "__schema": "public",
+                "__deleted": "false"}
+    section = stream_section(ns)
+    with running(stack, section) as processor:
+        produce(bootstrap, f"{ns}.users", [({"id": 1}, user(1, department_id=1))])
+        read(bootstrap, f"{ns}-bronze.users", 1)
+        producer = clients.producer(bootstrap)
+        producer.produce(f"{ns}.departments", json.dumps(truncate), None, partition=2)
+        assert producer.flush(30) == 0
+        after_truncate = department(2, "ops again", op="c") | {"__lsn": 60}
+        produce(bootstrap, f"{ns}.departments", [({"id": 2}, after_truncate)])
+        wait_for(lambda: processor.tables.sizes() == {"departments": 1}, 60, "the TRUNCATE and the new row applied")
+        produce(bootstrap, f"{ns}.users", [({"id": 2}, user(2, department_id=1)), ({"id": 3}, user(3, department_id=2))])
+        live = read(bootstrap, f"{ns}-bronze.users", 3)
+    with running(stack, section) as restored:  # a fresh process: the table comes from the changelog
+        wait_for(lambda: restored.tables is not None, 60, "the restore")
+        assert restored.tables.sizes() == {"departments": 1}
+        produce(bootstrap, f"{ns}.departments", [({"id": 1}, department(1, "replayed"))])  # __lsn 11 < 50
+        produce(bootstrap, f"{ns}.users", [({"id": 4}, user(4, department_id=1)), ({"id": 5}, user(5, department_id=2))])
+        later = read(bootstrap, f"{ns}-bronze.users", 5)
+    names = {v["id"]: v["department_name"] for _, v, _ in live + later}
+    assert names == {1: "sales", 2: None, 3: "ops again", 4: None, 5: "ops again"}
+    assert not read(bootstrap, f"{ns}.dlq", 0, timeout=3, settle=0.5)
+
+
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
 def test_kill9_and_restart_loses_nothing(stack, stack_dir, guarantee):
     """kill -9 mid-stream, restart: every input is in the output; duplicates only at-least-once.

@@ -25,3 +25,24 @@ def test_latest_version_per_key_wins_and_older_echoes_are_ignored():
     assert table.apply((1,), {"name": "b"}, (0, 6))
     assert table.apply((1,), None, (0, 7))
     assert table.get((1,)) is None and len(table) == 0
+
+
+def test_truncate_removes_older_rows_keeps_newer_and_refuses_older_changes_later():
+    table = Table("d", "cdc.d", "chg")
+    table.apply((1,), {"name": "a", "__lsn": 10}, (0, 1), b'{"id": 1}')
+    table.apply((2,), {"name": "b", "__lsn": 30}, (1, 1), b'{"id": 2}')  # after the TRUNCATE, read first
+    assert table.truncate(20) == [b'{"id": 1}']
+    assert table.get((1,)) is None and table.get((2,)) == {"name": "b", "__lsn": 30}
+    assert not table.apply((3,), {"name": "late", "__lsn": 15}, (2, 1))  # older, from a slower partition
+    assert table.apply((3,), {"name": "new", "__lsn": 25}, (2, 2))
+    assert sorted(table.rows) == [(2,), (3,)]
+
+
+def test_a_truncate_event_is_recognised_by_its_op_and_needs_an_lsn():
+    from cdclake.stream.table import truncate_lsn
+
+    assert truncate_lsn(b'{"__op": "t", "__lsn": 42, "__table": "d"}') == 42
+    assert truncate_lsn(b'{"id": 1, "flag": "t", "__op": "c", "__lsn": 5}') is None
+    assert truncate_lsn(None) is None
+    with pytest.raises(ValueError, match="__lsn"):
+        truncate_lsn(b'{"__op": "t"}')

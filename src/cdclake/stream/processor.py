@@ -235,13 +235,14 @@ class Processor:
     def _table_change(self, msg: Message) -> None:
         counts = self._table_counts[self.tables.by_source[msg.topic()].name]
         try:
-            changelog, value, headers = self.tables.apply_source(msg)
+            changelog, records = self.tables.apply_source(msg)
         except ValueError as exc:
             counts[1] += 1
             self._dead_letter(msg, StepFailedError(f"table:{self.tables.by_source[msg.topic()].name}", exc))
             return
         counts[0] += 1
-        self._produce(changelog, value, msg.key(), headers)
+        for key, value, headers in records:
+            self._produce(changelog, value, key, headers)
 
     def _dead_letter(self, msg: Message, error: StepFailedError) -> None:
         self._dead_letters += 1

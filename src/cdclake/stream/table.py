@@ -10,6 +10,11 @@ changes applied by the other processes.
 
 Each row remembers the source (partition, offset) it came from, so a changelog echo of
 an older version never overwrites a newer row applied locally.
+
+A TRUNCATE (``__op == "t"``, a null key, on any partition; docs/events.md) empties the
+table of every row older than its ``__lsn`` and refuses older changes from then on, the
+rule silver follows. The changelog gets a tombstone per removed key and a marker record
+under :data:`TRUNCATE_KEY`, so a restore (or another process) applies the same cut.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ LOG = logging.getLogger("cdclake.stream")
 
 HEADER_PARTITION = "cdclake.source.partition"
 HEADER_OFFSET = "cdclake.source.offset"
+TRUNCATE_KEY = b'{"__cdclake_truncate": true}'  # the changelog's marker of the latest TRUNCATE
+
+ChangelogRecord = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # key, value (None: tombstone), headers
 
 
 def parse_key(raw: bytes | None) -> tuple:
@@ -42,6 +50,19 @@ def parse_key(raw: bytes | None) -> tuple:
     if isinstance(key, dict):
         return tuple(key.values())
     return (key,)
+
+
+def truncate_lsn(raw: bytes | None) -> int | None:
+    """The ``__lsn`` of a TRUNCATE event, or None for any other value (cheap: no full parse
+    unless the bytes say ``"__op": "t"``)."""
+    if raw is None or b'"t"' not in raw:
+        return None
+    row = json.loads(raw)
+    if not isinstance(row, dict) or row.get("__op") != "t":
+        return None
+    if not isinstance(row.get("__lsn"), int):
+        raise ValueError("a TRUNCATE event without __lsn cannot be placed in the change order")
+    return row["__lsn"]
 
 
 def parse_row(raw: bytes | None) -> dict[str, Any] | None:
@@ -75,6 +96,8 @@ class Table:
         self.changelog_topic = changelog_topic
         self.rows: dict[tuple, dict[str, Any]] = {}
         self._versions: dict[tuple, tuple[int, int]] = {}
+        self._raw_keys: dict[tuple, bytes] = {}  # the message key as read, for a TRUNCATE's tombstones
+        self.truncated_before: int | None = None
         self.updates = 0
         # The row for a key, or None: the dict's own method, no Python frame on the join path.
         self.get: Callable[[tuple], Mapping[str, Any] | None] = self.rows.get
@@ -82,18 +105,39 @@ class Table:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def apply(self, key: tuple, row: dict[str, Any] | None, version: tuple[int, int]) -> bool:
-        """Upsert (or delete, row None) unless a newer version of the key is already applied."""
+    def apply(self, key: tuple, row: dict[str, Any] | None, version: tuple[int, int],
+              raw_key: bytes | None = None) -> bool:
+        """Upsert (or delete, row None) unless a newer version of the key is already applied
+        or the row is older than the last TRUNCATE."""
         current = self._versions.get(key)
         if current is not None and current[0] == version[0] and current[1] >= version[1]:
+            return False
+        if row is not None and self._before_truncate(row):
             return False
         self._versions[key] = version
         if row is None:
             self.rows.pop(key, None)
+            self._raw_keys.pop(key, None)
         else:
             self.rows[key] = row
+            if raw_key is not None:
+                self._raw_keys[key] = raw_key
         self.updates += 1
         return True
+
+    def truncate(self, lsn: int) -> list[bytes]:
+        """Remove every row older than ``lsn``; returns the removed rows' message keys."""
+        self.truncated_before = max(lsn, self.truncated_before or lsn)
+        gone = [key for key, row in self.rows.items() if self._before_truncate(row)]
+        for key in gone:
+            del self.rows[key]
+        self.updates += 1
+        return [raw for raw in (self._raw_keys.pop(key, None) for key in gone) if raw is not None]
+
+    def _before_truncate(self, row: dict[str, Any]) -> bool:
+        # A row without __lsn (an event not from Debezium's stream) counts as older.
+        lsn = row.get("__lsn")
+        return self.truncated_before is not None and (not isinstance(lsn, int) or lsn < self.truncated_before)
 
 
 class Tables:
@@ -153,21 +197,25 @@ class Tables:
                 if not _is_eof(msg):
                     applied += self._apply_changelog(msg)
 
-    def apply_source(self, msg: Message) -> tuple[str, bytes | None, list[tuple[str, bytes]]]:
-        """Apply a change read from a table's CDC topic.
+    def apply_source(self, msg: Message) -> tuple[str, list[ChangelogRecord]]:
+        """Apply a change (or a TRUNCATE) read from a table's CDC topic.
 
         Returns:
-            (changelog topic, value, headers) to produce with the message's key.
+            (changelog topic, the records to produce to it).
 
         Raises:
             ValueError: the key or value cannot be parsed (the message is poison).
         """
         table = self.by_source[msg.topic()]
         raw = msg.value()
-        row = parse_row(raw)
-        table.apply(parse_key(msg.key()), row, (msg.partition(), msg.offset()))
         headers = [(HEADER_PARTITION, str(msg.partition()).encode()), (HEADER_OFFSET, str(msg.offset()).encode())]
-        return table.changelog_topic, (raw if row is not None else None), headers
+        lsn = truncate_lsn(raw)
+        if lsn is not None:
+            return table.changelog_topic, [(key, None, headers) for key in table.truncate(lsn)] + [
+                (TRUNCATE_KEY, raw, headers)]
+        row = parse_row(raw)
+        table.apply(parse_key(msg.key()), row, (msg.partition(), msg.offset()), msg.key())
+        return table.changelog_topic, [(msg.key(), raw if row is not None else None, headers)]
 
     def _apply_changelog(self, msg: Message) -> int:
         if msg.error():
@@ -175,8 +223,11 @@ class Tables:
         table = self.by_changelog[msg.topic()]
         headers = dict(msg.headers() or [])
         try:
+            if msg.key() == TRUNCATE_KEY:
+                table.truncate(truncate_lsn(msg.value()))
+                return 1
             version = (int(headers[HEADER_PARTITION]), int(headers[HEADER_OFFSET]))
-            applied = table.apply(parse_key(msg.key()), parse_row(msg.value()), version)
+            applied = table.apply(parse_key(msg.key()), parse_row(msg.value()), version, msg.key())
         except (KeyError, ValueError) as exc:
             LOG.warning("skipping changelog record %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc)
             return 0
