@@ -131,7 +131,8 @@ def drop_capture(pipeline: Pipeline) -> None:
         pass  # best effort: a slot still held after 30 s is left to the stack's purge
     with _connection.connect(pipeline, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(src.publication)))
-        for schema in {TableId.parse(t).schema for t in src.tables} | {src.cdc_schema}:
+        # The test's own schemas; never public, which a test may share with others (it drops its tables there).
+        for schema in ({TableId.parse(t).schema for t in src.tables} | {src.cdc_schema}) - {"public"}:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 

@@ -35,7 +35,7 @@ references returning right row select session_user setof similar smallint some s
 tablesample then time timestamp to trailing treat trim true union unique user using values varchar variadic
 verbose when where window with xmlattributes xmlconcat xmlelement xmlexists xmlforest xmlnamespaces xmlparse
 xmlpi xmlroot xmlserialize xmltable""".split())
-PLAIN_SQL = re.compile(r"[a-z_][a-z0-9_$]*")
+PLAIN_SQL = re.compile(r"[a-z_][a-z0-9_]*")
 UNQUOTED = re.compile(r"[^\W\d][\w$]*")  # PostgreSQL: a letter or _ first, then letters, digits, _ or $
 PLAIN_LAKE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")  # no leading, trailing or doubled _
 SCHEMA_SEPARATOR = "__"
@@ -111,6 +111,12 @@ def split_identifiers(text: str) -> list[str]:
             raise TableNameError(f"table {text!r}: unexpected {text[i]!r} after a quoted name; "
                                  "separate schema and table with a dot")
         i += 1
+
+
+def split_list(text: str) -> list[str]:
+    """``users,sales."a,b"`` -> ``['users', 'sales."a,b"']``: a comma-separated list of tables,
+    commas inside double quotes kept (the job script's ``--tables``)."""
+    return [t.strip() for t in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', text) if t.strip()]
 
 
 def _quoted(text: str, start: int) -> tuple[str, int]:
