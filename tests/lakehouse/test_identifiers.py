@@ -86,6 +86,7 @@ def identifiers_capture(stack, cleanup):
     execute(pipeline, f"DROP TABLE IF EXISTS public.{tag}_orders")
 
 
+@pytest.mark.timeout(2400)  # five tables through bronze and silver on a shared 2-core machine
 def test_any_postgresql_identifier_reaches_silver_sql_and_verify(identifiers_capture, spark):
     pipeline, tables = identifiers_capture
     start_capture(pipeline)
