@@ -164,6 +164,7 @@ def lake_name(table: TableId) -> str:
     which no part contains: so two tables get one stem only if two different quoted names
     share 32 hash bits, and :func:`check_unique` refuses that at config load.
     """
+    table = TableId.parse(table)  # a no-op for a TableId; text is read as source.tables reads it
     stem = _lake_part(table.name)
     return stem if table.schema == DEFAULT_SCHEMA else f"{_lake_part(table.schema)}{SCHEMA_SEPARATOR}{stem}"
 
@@ -198,6 +199,7 @@ def include_pattern(table: TableId) -> str:
         >>> include_pattern(TableId("sales", "Sales Lines"))
         '(?-i)sales\\.Sales\\x{20}Lines'
     """
+    table = TableId.parse(table)
     return f"(?-i){regex_literal(table.schema)}\\.{regex_literal(table.name)}"
 
 
