@@ -16,6 +16,7 @@ import yaml
 from psycopg import sql
 
 from cdclake.config import Pipeline, load
+from cdclake.config.tables import TableId
 from cdclake.stack import stack as local_stack
 
 # Ports of the session's test stack (the demo uses 54329 / 19092 / 8083). Two test runs on
@@ -107,7 +108,7 @@ def capture_pipeline(stack: Pipeline, schema: str, tables: list[str], **connect)
     topics and connector, so tests never share capture state."""
     tag = schema
     source = stack.source.model_copy(update={
-        "tables": [f"{schema}.{t}" for t in tables], "publication": f"pub_{tag}", "slot": f"slot_{tag}",
+        "tables": [TableId.parse(f"{schema}.{t}") for t in tables], "publication": f"pub_{tag}", "slot": f"slot_{tag}",
         "capture_user": f"dbz_{tag}", "cdc_schema": f"cdc_{tag}"})
     connect_cfg = stack.connect.model_copy(update={"connector_name": f"conn_{tag}", "heartbeat_interval_ms": 1000,
                                                    **connect})
@@ -130,7 +131,8 @@ def drop_capture(pipeline: Pipeline) -> None:
         pass  # best effort: a slot still held after 30 s is left to the stack's purge
     with _connection.connect(pipeline, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(src.publication)))
-        for schema in {t.split(".")[0] for t in src.tables} | {src.cdc_schema}:
+        # The test's own schemas; never public, which a test may share with others (it drops its tables there).
+        for schema in ({TableId.parse(t).schema for t in src.tables} | {src.cdc_schema}) - {"public"}:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 

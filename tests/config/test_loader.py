@@ -111,7 +111,7 @@ def test_managed_and_address_together_is_an_error(tmp_path):
 def test_table_names_are_qualified_and_checked(tmp_path):
     pipeline = load(write_config(tmp_path, {"source": {"tables": ["users", "sales.orders"]}}), environ={})
     assert pipeline.source.tables == ["public.users", "sales.orders"]
-    with pytest.raises(ConfigError, match="not a plain SQL identifier"):
+    with pytest.raises(ConfigError, match="source.tables: .*is not a plain identifier; write it in double quotes"):
         load(write_config(tmp_path, {"source": {"tables": ["users; drop table x"]}}), environ={})
 
 
@@ -122,7 +122,7 @@ def test_key_columns_name_configured_tables_and_reach_debezium_and_silver(tmp_pa
     doc = {"source": {"tables": ["audit", "sales.lines"], "key_columns": {"audit": ["at", "what"]}}}
     pipeline = load(write_config(tmp_path, doc), environ={})
     assert pipeline.source.key_columns == {"public.audit": ["at", "what"]}
-    assert connector_config(pipeline)["message.key.columns"] == "public.audit:at,what"
+    assert connector_config(pipeline)["message.key.columns"] == r"(?-i)public\.audit:at,what"
     assert plan_from_pipeline(pipeline).table("audit").key_columns == ("at", "what")
     assert "message.key.columns" not in connector_config(load("pipeline.yaml", environ={}))
     bad = write_config(tmp_path / "bad", {"source": {"tables": ["audit"], "key_columns": {"other": ["id"]}}})

@@ -61,7 +61,7 @@ def test_bronze_reports_tables_done_of_total_with_events(monkeypatch):
     runner.run_bronze(None, plan(), runner.RunReport(["bronze"]), progress=lines.append)
     assert [line.split(":")[1].split(",")[0] for line in lines] == [" 1/2 tables (50%)", " 2/2 tables (100%)"]
     assert "ETA" in lines[0] and "/s" not in lines[0]
-    assert lines[-1].endswith(": cdc_db.bronze_sales_orders drained cdc.sales.orders (12 events)")
+    assert lines[-1].endswith(": cdc_db.bronze_sales__orders drained cdc.sales__orders (12 events)")
 
 
 def test_meter_shows_done_of_total_rate_and_eta():

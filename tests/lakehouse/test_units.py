@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from cdclake.config.tables import TableId, topic_name
 from cdclake.lakehouse import bronze, gold, silver
-from cdclake.lakehouse.configuration import CatalogSettings, LakehousePlan, TableRef, topic_name
+from cdclake.lakehouse.configuration import CatalogSettings, LakehousePlan, TableRef
 from cdclake.lakehouse.exceptions import LakehouseError, SchemaChangeError
 from cdclake.lakehouse.jobs.args import resolved_options
 from cdclake.lakehouse.pgschema import Column, TableSchema, convert, schema_changes, spark_scalar_type
@@ -25,9 +26,9 @@ def plan(**kw) -> LakehousePlan:
     catalog = CatalogSettings("lake", "jdbc", "file:///tmp/wh", jdbc_url="jdbc:postgresql://127.0.0.1:5/cat",
                               user="cdclake", password=SecretStr("s3cret"))
     refs = (TableRef("public.users", "cdc.users", "lake", "cdc_db"),
-            TableRef("sales.orders", "cdc.sales.orders", "lake", "cdc_db"))
-    return LakehousePlan(catalog=catalog, namespace="cdc_db", tables=refs, bootstrap="b:9092",
-                         checkpoints="file:///tmp/cp", **kw)
+            TableRef("sales.orders", "cdc.sales__orders", "lake", "cdc_db"))
+    return LakehousePlan(catalog=catalog, namespace="cdc_db", bootstrap="b:9092", checkpoints="file:///tmp/cp",
+                         **{"tables": refs, **kw})
 
 
 def col(name, pg_type, typmod=-1, is_array=False, key_pos=0, declared=None) -> Column:
@@ -43,10 +44,20 @@ def numeric(p, s) -> int:
 def test_table_names_follow_the_event_contract():
     users, orders = plan().tables
     assert (users.bronze, users.silver_short) == ("lake.cdc_db.bronze_users", "cdc_db.silver_users")
-    assert orders.silver == "lake.cdc_db.silver_sales_orders"
-    assert topic_name("cdc", "public.users") == "cdc.users"
-    assert topic_name("cdc", "sales.orders") == "cdc.sales.orders"
-    assert plan().table("silver_users") == users and plan().table("orders") == orders
+    assert orders.silver == "lake.cdc_db.silver_sales__orders"
+    assert topic_name("cdc", TableId.parse("public.users")) == "cdc.users"
+    assert topic_name("cdc", TableId.parse("sales.orders")) == "cdc.sales__orders"
+    assert plan().table("silver_users") == users and plan().table("sales.orders") == orders
+    assert plan().table("silver_sales__orders") == orders and plan().table("orders") == orders
+    both = plan(tables=(*plan().tables, TableRef("public.orders", "cdc.orders", "lake", "cdc_db")))
+    assert both.table("orders").source == "public.orders"  # public's, never the other schema's
+
+
+def test_public_and_schema_tables_of_one_flattened_name_stay_apart():
+    refs = [TableRef(t, "", "lake", "ns") for t in ("public.sales_orders", "sales.orders")]
+    assert len({r.silver for r in refs}) == len({r.tombstones for r in refs}) == 2
+    p = plan(tables=tuple(refs))
+    assert len({bronze.checkpoint(p, r) for r in refs}) == 2
 
 
 def test_unknown_table_lists_the_configured_ones():
@@ -156,9 +167,9 @@ def test_gold_models_render_for_spark_and_postgres(tmp_path: Path):
     p = plan(models_dir=tmp_path)
     (model,) = gold.load_models(p)
     assert model.name == "gold_user_stats" and model.inputs == ["orders", "users"]
-    assert gold.render_postgres(model, p) == 'SELECT count(*) FROM "public"."users" u JOIN "sales"."orders" o ON o.id = u.id'
-    spark_sql = gold.render_spark(model, p, {"lake.cdc_db.silver_users": 7, "lake.cdc_db.silver_sales_orders": None})
-    assert "lake.cdc_db.silver_users VERSION AS OF 7 u" in spark_sql and "silver_sales_orders o" in spark_sql
+    assert gold.render_postgres(model, p) == 'SELECT count(*) FROM public.users u JOIN sales.orders o ON o.id = u.id'
+    spark_sql = gold.render_spark(model, p, {"lake.cdc_db.silver_users": 7, "lake.cdc_db.silver_sales__orders": None})
+    assert "lake.cdc_db.silver_users VERSION AS OF 7 u" in spark_sql and "silver_sales__orders o" in spark_sql
 
 
 def test_bundled_models_exist():
@@ -203,8 +214,8 @@ def test_plan_from_pipeline_resolves_names_topics_and_paths(tmp_path: Path):
                                         "lakehouse": {"namespace": "shop"}})
     pipeline._path = tmp_path / "pipeline.yaml"
     resolved = plan_from_pipeline(pipeline)
-    assert [r.topic for r in resolved.tables] == ["cdc.users", "cdc.sales.orders"]
-    assert resolved.tables[1].silver == "lake.shop.silver_sales_orders"
+    assert [r.topic for r in resolved.tables] == ["cdc.users", "cdc.sales__orders"]
+    assert resolved.tables[1].silver == "lake.shop.silver_sales__orders"
     assert resolved.checkpoints == (tmp_path / ".cdclake" / "checkpoints").as_uri()
     assert resolved.catalog.jdbc_url.endswith("/cdclake_catalog")
     # Behind the stream processor, bronze reads what it writes for the tables it reads, and the
@@ -215,7 +226,7 @@ def test_plan_from_pipeline_resolves_names_topics_and_paths(tmp_path: Path):
     streamed = Pipeline.model_validate({"source": {"tables": ["users", "sales.orders"]}, "stream": stream})
     users, orders = plan_from_pipeline(streamed).tables
     assert (users.topic, users.transformed, orders.topic, orders.transformed) == \
-        ("bronze.users", True, "cdc.sales.orders", False)
+        ("bronze.users", True, "cdc.sales__orders", False)
     stream["inputs"][0]["steps"] = [{"route": [{"to": "x.users"}]}]
     renamed = plan_from_pipeline(Pipeline.model_validate({"source": {"tables": ["users"]}, "stream": stream}))
     assert (renamed.tables[0].topic, renamed.tables[0].transformed) == ("x.users", False)

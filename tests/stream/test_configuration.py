@@ -29,7 +29,9 @@ def test_example_validates_and_names_its_topics():
     assert config.inputs[0].steps[1].enrich.key == ["department_id"]
     assert config.output_topics() == ["bronze.admins", "bronze.users"]
     assert config.changelog_topic("departments") == "cdclake-stream.departments-changelog"
-    assert config.default_output("cdc.sales.orders") == "bronze.sales.orders"
+    assert config.default_output("cdc.sales__orders") == "bronze.sales__orders"
+    # A dotted kafka.topic_prefix: the table's segment is the last one (config/tables.py topic_name).
+    assert config.default_output("my.cdc.sales__orders") == "bronze.sales__orders"
 
 
 def test_demo_pipeline_ships_the_reference_example():

@@ -15,17 +15,18 @@ Tuning, for throughput with bounded latency on one Connect task:
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from cdclake.config import Pipeline
+from cdclake.config.tables import TableId, include_pattern, regex_literal, topic_name
 from cdclake.source.prepare import SIGNAL_TABLE, capture_tables, secrets_file
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 UNWRAP = "io.debezium.transforms.ExtractNewRecordState"
 # ExtractNewRecordState drops TRUNCATE events; ours, before it, flattens them (jvm/debezium/src).
 TRUNCATE = "io.cdclake.connect.TruncateAsChange"
-ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
+# Each table's events to the topic config/tables.py names (Debezium's own names can collide).
+ROUTER = "io.cdclake.connect.RouteByTable"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
 # __snapshot tells an incremental-snapshot read ("incremental") from an initial one and a change.
 ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot"
@@ -43,16 +44,23 @@ TUNING = {
 }
 
 
-def topic_for(pipeline: Pipeline, table: str) -> str:
-    """``cdc.users`` for public.users, ``cdc.sales.orders`` for sales.orders."""
-    schema, name = table.split(".", 1)
-    prefix = pipeline.kafka.topic_prefix
-    return f"{prefix}.{name}" if schema == "public" else f"{prefix}.{schema}.{name}"
+def topic_for(pipeline: Pipeline, table: TableId) -> str:
+    """The CDC topic of a table: ``cdc.users`` for public.users, ``cdc.sales__orders`` for sales.orders."""
+    return topic_name(pipeline.kafka.topic_prefix, table)
 
 
-def table_topics(pipeline: Pipeline) -> dict[str, str]:
+def table_topics(pipeline: Pipeline) -> dict[TableId, str]:
     """Captured table -> its topic, for the configured tables."""
     return {table: topic_for(pipeline, table) for table in pipeline.source.tables}
+
+
+def route_map(pipeline: Pipeline) -> str:
+    """``RouteByTable``'s ``topics``: ``schema.table=topic`` for every captured table, the parts
+    percent-encoded (a dot too), so no name can break the list."""
+    def part(identifier: str) -> str:
+        return quote(identifier, safe="").replace(".", "%2E")
+
+    return ",".join(f"{part(t.schema)}.{part(t.name)}={topic_for(pipeline, t)}" for t in capture_tables(pipeline))
 
 
 def connector_config(pipeline: Pipeline) -> dict[str, str]:
@@ -74,7 +82,7 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "database.password": password,
         "database.dbname": database,
         "topic.prefix": prefix,
-        "table.include.list": ",".join(re.escape(t) for t in capture_tables(pipeline)),
+        "table.include.list": ",".join(include_pattern(t) for t in capture_tables(pipeline)),
         "publication.name": src.publication,
         "publication.autocreate.mode": "disabled",  # cdclake owns it (least privilege)
         "slot.name": src.slot,
@@ -93,14 +101,13 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "signal.data.collection": f"{src.cdc_schema}.{SIGNAL_TABLE}",
         "incremental.snapshot.chunk.size": "4096",
         **message_key_columns(pipeline),
-        "transforms": "truncate,unwrap,route",
+        "transforms": "route,truncate,unwrap",
+        "transforms.route.type": ROUTER,
+        "transforms.route.topics": route_map(pipeline),
         "transforms.truncate.type": TRUNCATE,
         "transforms.unwrap.type": UNWRAP,
         "transforms.unwrap.add.fields": ADD_FIELDS,
         "transforms.unwrap.delete.tombstone.handling.mode": "rewrite",
-        "transforms.route.type": ROUTER,
-        "transforms.route.regex": rf"{re.escape(prefix)}\.public\.(.*)",
-        "transforms.route.replacement": f"{prefix}.$1",
         # Topics Connect creates itself (heartbeat, signal); table topics are made up front.
         "topic.creation.default.partitions": "1",
         "topic.creation.default.replication.factor": str(pipeline.kafka.replication_factor),
@@ -115,7 +122,8 @@ def message_key_columns(pipeline: Pipeline) -> dict[str, str]:
     keys = pipeline.source.key_columns
     if not keys:
         return {}
-    return {"message.key.columns": ";".join(f"{table}:{','.join(cols)}" for table, cols in sorted(keys.items()))}
+    return {"message.key.columns": ";".join(f"{include_pattern(TableId.parse(table))}:{','.join(map(regex_literal, cols))}"
+                                            for table, cols in sorted(keys.items()))}
 
 
 def heartbeat_query(pipeline: Pipeline) -> str:

@@ -13,31 +13,30 @@ on. Every snapshot row is read after T, so nothing the table holds is lost.
 from __future__ import annotations
 
 import json
-import re
 
 from cdclake.broker import clients
 from cdclake.broker.topics import topic_partitions
 from cdclake.capture.connector import topic_for
 from cdclake.capture.exceptions import CaptureError
 from cdclake.config import Pipeline
+from cdclake.config.tables import TableId, from_include_pattern
 from cdclake.source import connection
 
 
-def previously_captured(connector_config: dict[str, str] | None) -> set[str]:
-    """The tables (``schema.table``) a connector config captures, from its ``table.include.list``."""
+def previously_captured(connector_config: dict[str, str] | None) -> set[TableId]:
+    """The tables a connector config captures, from its ``table.include.list``."""
     if not connector_config:
         return set()
-    return {re.sub(r"\\(.)", r"\1", t) for t in connector_config.get("table.include.list", "").split(",") if t}
+    return {from_include_pattern(t) for t in connector_config.get("table.include.list", "").split(",") if t}
 
 
-def truncate_marker(table: str, lsn: int) -> bytes:
-    schema, name = table.split(".", 1)
+def truncate_marker(table: TableId, lsn: int) -> bytes:
     return json.dumps({"__deleted": "false", "__op": "t", "__lsn": lsn, "__txId": None, "__source_ts_ms": None,
-                       "__table": name, "__schema": schema, "__ts_ms": None, "__cdclake_marker": "resnapshot"}
+                       "__table": table.name, "__schema": table.schema, "__ts_ms": None, "__cdclake_marker": "resnapshot"}
                       ).encode()
 
 
-def mark_resnapshot(pipeline: Pipeline, tables: list[str]) -> int:
+def mark_resnapshot(pipeline: Pipeline, tables: list[TableId]) -> int:
     """Put a truncate marker at the current WAL position into every partition of each table's
     topic (silver orders the snapshot's rows after the marker of their own partition); returns it."""
     with connection.connect(pipeline) as conn:

@@ -15,6 +15,7 @@ from cdclake.capture.connector import POSTGRES_CONNECTOR, connector_config, tabl
 from cdclake.capture.exceptions import RECOVER_HINT, CaptureError, ConnectError, ConnectorInvalidError, slot_lost_hint
 from cdclake.capture.resnapshot import mark_resnapshot, previously_captured
 from cdclake.config import Pipeline
+from cdclake.config.tables import include_pattern
 from cdclake.source import connection
 from cdclake.source.prepare import SIGNAL_TABLE
 
@@ -187,7 +188,8 @@ def snapshot_table(pipeline: Pipeline, table: str) -> str:
     """
     qualified = pipeline.source.resolve_table(table)
     signal_id = f"cdclake-{uuid.uuid4()}"
-    data = json.dumps({"data-collections": [qualified], "type": "incremental"})
+    # data-collections are regexes Debezium matches against schema.table, as the include list.
+    data = json.dumps({"data-collections": [include_pattern(qualified)], "type": "incremental"})
     from psycopg import sql
 
     with connection.connect(pipeline) as conn:

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from cdclake.config.exceptions import ConfigError
+from cdclake.config.tables import TableId, check_unique
 from cdclake.deploy.configuration import DeployConfig
 from cdclake.monitoring.configuration import MonitoringConfig
 from cdclake.orchestration.configuration import AirflowConfig
@@ -49,18 +50,6 @@ class ManagedOrAddress(Model):
         return self.managed == "local"
 
 
-class TableName(str):
-    """A schema-qualified table name, ``public.users``."""
-
-    @property
-    def schema(self) -> str:
-        return self.split(".", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.split(".", 1)[1]
-
-
 class SourceConfig(ManagedOrAddress):
     """The PostgreSQL database whose tables are captured."""
 
@@ -69,7 +58,8 @@ class SourceConfig(ManagedOrAddress):
     password_file: Path | None = None
     database: str = "cdc_demo"
     port: int = Field(54329, ge=1, le=65535, description="port of the managed local cluster")
-    tables: list[str] = Field(default_factory=list)
+    tables: list[str] = Field(default_factory=list, description="schema.table as PostgreSQL writes it: "
+                                                                  "'sales.\"Sales Lines\"', users (public)")
     publication: str = "dbz_publication"
     slot: str = "debezium_slot"
     capture_user: str = "cdclake_debezium"
@@ -86,15 +76,9 @@ class SourceConfig(ManagedOrAddress):
 
     @field_validator("tables")
     @classmethod
-    def _qualify(cls, tables: list[str]) -> list[str]:
-        out = []
-        for table in tables:
-            qualified = table if "." in table else f"public.{table}"
-            for part in qualified.split("."):
-                _check_ident(part, "table")
-            if qualified.count(".") != 1:
-                raise ValueError(f"table {table!r} must be 'schema.table' or 'table'")
-            out.append(TableName(qualified))
+    def _qualify(cls, tables: list[str]) -> list[TableId]:
+        out = list(dict.fromkeys(TableId.parse(t) for t in tables))
+        check_unique(out)
         return out
 
     @field_validator("dsn")
@@ -121,7 +105,7 @@ class SourceConfig(ManagedOrAddress):
     def _qualify_key_columns(self) -> None:
         qualified = {}
         for table, columns in self.key_columns.items():
-            name = table if "." in table else f"public.{table}"
+            name = TableId.parse(table)
             if name not in self.tables:
                 raise ValueError(f"source.key_columns names {table!r}, which is not in source.tables")
             if not columns:
@@ -139,8 +123,9 @@ class SourceConfig(ManagedOrAddress):
                              f"make them the same (or drop source.database: it defaults to the DSN's)")
         self.database = _check_ident(in_dsn, "the database in source.dsn")
 
-    def resolve_table(self, name: str) -> TableName:
-        """The configured table a user named: ``schema.table``, or ``table`` for ``public``.
+    def resolve_table(self, name: str) -> TableId:
+        """The configured table a user named: ``schema.table``, or ``table`` for ``public``,
+        quoted as in PostgreSQL (``'sales."Sales Lines"'``).
 
         Every command that takes a table (``run -t``, ``verify``, ``rebuild``, ``maintain -t``,
         ``connector snapshot``, the job script's ``--tables``) resolves it here, before any work.
@@ -150,15 +135,18 @@ class SourceConfig(ManagedOrAddress):
             'public.users'
 
         Raises:
-            ConfigError: not a configured table; the message lists the configured ones.
+            ConfigError: not a configured table (or not a table name); the message lists the configured ones.
         """
-        qualified = name if "." in name else f"public.{name}"
-        for table in self.tables:
-            if table == qualified:
-                return TableName(table)
+        try:
+            qualified = TableId.parse(name)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="source.tables") from exc
+        if qualified in self.tables:
+            return self.tables[self.tables.index(qualified)]
         known = ", ".join(self.tables) or "none"
         raise ConfigError(f"unknown table {name!r}; configured tables (source.tables): {known}. "
-                          "Name one as schema.table, or table for the public schema", key="source.tables")
+                          "Name one as schema.table, or table for the public schema (quote mixed-case "
+                          "names: 'sales.\"Sales Lines\"')", key="source.tables")
 
 
 class KafkaConfig(ManagedOrAddress):
@@ -277,6 +265,11 @@ class Pipeline(Model):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     _path: Path = PrivateAttr(default=Path("pipeline.yaml"))
+
+    @model_validator(mode="after")
+    def _topics_fit(self) -> Pipeline:
+        check_unique(self.source.tables, self.kafka.topic_prefix)
+        return self
 
     @property
     def path(self) -> Path:

@@ -16,6 +16,7 @@ import psycopg
 from pydantic import SecretStr
 
 from cdclake.config import Pipeline
+from cdclake.config.tables import DEFAULT_SCHEMA, TableId, lake_name, topic_name
 from cdclake.lakehouse.exceptions import LakehouseError
 
 BUNDLED_MODELS = Path(__file__).resolve().parents[3] / "models"  # in a source checkout
@@ -41,30 +42,33 @@ class TableRef:
     """One captured source table and the names it has downstream.
 
     Example:
-        >>> ref = TableRef("public.users", "cdc.users", "lake", "cdc_db")
+        >>> ref = TableRef(TableId("sales", "orders"), "cdc.sales__orders", "lake", "cdc_db")
         >>> ref.silver, ref.bronze_short
-        ('lake.cdc_db.silver_users', 'cdc_db.bronze_users')
+        ('lake.cdc_db.silver_sales__orders', 'cdc_db.bronze_sales__orders')
     """
 
-    source: str
+    source: TableId
     topic: str
     catalog: str
     namespace: str
     key_columns: tuple[str, ...] = ()  # source.key_columns, for a table without a primary key
     transformed: bool = False  # the stream layer filters or reshapes it: silver is not the source table
 
+    def __post_init__(self):  # a table given as text (tests, job arguments) is parsed once, here
+        object.__setattr__(self, "source", TableId.parse(self.source))
+
     @property
     def schema(self) -> str:
-        return self.source.split(".", 1)[0]
+        return self.source.schema
 
     @property
     def table(self) -> str:
-        return self.source.split(".", 1)[1]
+        return self.source.name
 
     @property
     def base(self) -> str:
-        """``users`` for public.users, ``sales_orders`` for sales.orders."""
-        return self.table if self.schema == "public" else f"{self.schema}_{self.table}"
+        """The Iceberg name stem (config/tables.py ``lake_name``): ``users``, ``sales__orders``."""
+        return lake_name(self.source)
 
     def qualified(self, layer: str) -> str:
         return f"{self.catalog}.{self.namespace}.{layer}_{self.base}"
@@ -134,14 +138,23 @@ class LakehousePlan:
     state_dir: Path | None = None  # the run ledger (monitoring/runs.py) lives here; None: not recorded
 
     def table(self, name: str) -> TableRef:
-        """The configured table called ``name`` (``users``, ``public.users`` or ``silver_users``).
+        """The configured table called ``name``: as in source.tables (``users``, ``public.users``,
+        ``'sales."Sales Lines"'``), by its silver name (``silver_users``, ``cdc_db.silver_users``),
+        or by its bare table name when one configured table alone has it (gold's ``{{ orders }}``).
 
         Raises:
             LakehouseError: no such configured table, listing the configured ones.
         """
+        try:
+            source = TableId.parse(name)
+        except ValueError:
+            source = None
         for ref in self.tables:
-            if name in (ref.source, ref.table, ref.base, f"silver_{ref.base}", ref.silver_short, ref.silver):
+            if ref.source == source or name in (f"silver_{ref.base}", ref.silver_short, ref.silver):
                 return ref
+        bare = [ref for ref in self.tables if source is not None and ref.table == source.name]
+        if len(bare) == 1 and source.schema == DEFAULT_SCHEMA and "." not in name:
+            return bare[0]
         known = ", ".join(r.source for r in self.tables) or "none"
         raise LakehouseError(f"unknown table {name!r}; configured tables (source.tables): {known}", table=name)
 
@@ -149,12 +162,6 @@ class LakehousePlan:
         if self.source_connect is None:
             raise LakehouseError("this plan has no source connection; build it with plan_from_pipeline()")
         return self.source_connect(**kwargs)
-
-
-def topic_name(prefix: str, table: str) -> str:
-    """``cdc.users`` for public.users, ``cdc.sales.orders`` for sales.orders (docs/events.md)."""
-    schema, name = table.split(".", 1)
-    return f"{prefix}.{name}" if schema == "public" else f"{prefix}.{schema}.{name}"
 
 
 def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> LakehousePlan:
@@ -197,13 +204,13 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
     )
 
 
-def _table_ref(pipeline: Pipeline, table: str) -> TableRef:
+def _table_ref(pipeline: Pipeline, table: TableId) -> TableRef:
     topic, transformed = _input_topic(pipeline, table)
     return TableRef(table, topic, pipeline.lakehouse.catalog, pipeline.lakehouse.namespace,
                     key_columns=tuple(pipeline.source.key_columns.get(table, ())), transformed=transformed)
 
 
-def _input_topic(pipeline: Pipeline, table: str) -> tuple[str, bool]:
+def _input_topic(pipeline: Pipeline, table: TableId) -> tuple[str, bool]:
     """The topic bronze reads for ``table``, and whether the stream layer transforms it.
 
     ``lakehouse.input_topic_prefix`` wins; with the stream layer on, a table it reads comes

@@ -84,8 +84,7 @@ def _configured(plan: LakehousePlan, name: str) -> bool:
 def render_postgres(model: Model, plan: LakehousePlan) -> str:
     """The model over the source tables, for PostgreSQL."""
     def lookup(name: str) -> str:
-        ref = plan.table(name)
-        return f'"{ref.schema}"."{ref.table}"'
+        return str(plan.table(name).source)  # PostgreSQL's spelling, quoted where needed
     return model.render(lookup)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import psycopg
 
+from cdclake.config.tables import TableId
 from cdclake.lakehouse.exceptions import SchemaChangeError, SourceTableError
 
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
@@ -93,15 +94,14 @@ class TableSchema:
         return next((c for c in self.columns if c.name == name), None)
 
 
-def read_schema(conn: psycopg.Connection, table: str, key_columns: tuple[str, ...] = ()) -> TableSchema:
+def read_schema(conn: psycopg.Connection, table: TableId, key_columns: tuple[str, ...] = ()) -> TableSchema:
     """The table's columns and primary key from pg_catalog (or ``key_columns``, the unique
     column set ``source.key_columns`` names for a table without one).
 
     Raises:
         SourceTableError: the table does not exist or has no key.
     """
-    schema, name = table.split(".", 1)
-    rows = conn.execute(COLUMNS_SQL, (schema, name)).fetchall()
+    rows = conn.execute(COLUMNS_SQL, (table.schema, table.name)).fetchall()
     if not rows:
         raise SourceTableError(f"source table {table} not found; create it or remove it from source.tables",
                                table=table)

@@ -69,6 +69,11 @@ def q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def literal(text: str) -> str:
+    """A Spark SQL string literal (a column name in a DDL string may hold quotes or backslashes)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult:
     """Merge the bronze snapshots not yet in silver; a no-op when there are none.
 
@@ -219,7 +224,7 @@ def typed_changes(events: DataFrame, schema: TableSchema) -> DataFrame:
     holding the value, or NULL when the change carries the placeholder or is a delete)."""
     fields = ", ".join(f"{q(c.name)} STRING" for c in schema.columns)
     parsed = events.selectExpr("op", "lsn", "kafka_partition", "kafka_offset", "source_ts",
-                               f"from_json(event_value, '{fields}') AS v")
+                               f"from_json(event_value, {literal(fields)}) AS v")
     exprs = ["op", "lsn", "kafka_partition", "kafka_offset", "source_ts"]
     for i, column in enumerate(schema.columns):
         raw = f"v.{q(column.name)}"

@@ -7,7 +7,7 @@ layer of a table is ``warn``, past ``error_after_seconds`` it is ``error`` and
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class FreshnessObjective(BaseModel):
@@ -44,7 +44,13 @@ class MonitoringConfig(BaseModel):
     jmx_exporter: bool = Field(False, description="managed Kafka and Connect: attach the Prometheus JMX agent")
     jmx_port: int = Field(9404, ge=1024, le=65000, description="first JMX exporter port (broker i: +i-1, Connect: +10)")
 
+    @field_validator("tables")
+    @classmethod
+    def _table_names(cls, tables: dict[str, FreshnessObjective]) -> dict[str, FreshnessObjective]:
+        from cdclake.config.tables import TableId  # here: cdclake.config imports this module
+
+        return {TableId.parse(name): objective for name, objective in tables.items()}
+
     def objective(self, table: str) -> FreshnessObjective:
-        """The objective of ``public.users`` (configured as ``public.users`` or ``users``)."""
-        short = table.split(".", 1)[1] if table.startswith("public.") else table
-        return self.tables.get(table) or self.tables.get(short) or self.freshness
+        """The objective of a table (configured as ``public.users`` or ``users``, as source.tables)."""
+        return self.tables.get(table) or self.freshness

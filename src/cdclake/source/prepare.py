@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from cdclake.config import Pipeline
+from cdclake.config.tables import TableId
 from cdclake.source import connection, rds
 from cdclake.source.exceptions import MissingKeyError, SourceError, SourceSettingError
 
@@ -46,10 +47,10 @@ class InitReport:
     created: list[str] = field(default_factory=list)
 
 
-def capture_tables(pipeline: Pipeline) -> list[str]:
+def capture_tables(pipeline: Pipeline) -> list[TableId]:
     """The configured tables plus cdclake's heartbeat and signal tables (Debezium must see both)."""
     schema = pipeline.source.cdc_schema
-    return [*pipeline.source.tables, f"{schema}.{HEARTBEAT_TABLE}", f"{schema}.{SIGNAL_TABLE}"]
+    return [*pipeline.source.tables, TableId(schema, HEARTBEAT_TABLE), TableId(schema, SIGNAL_TABLE)]
 
 
 def init_source(pipeline: Pipeline, progress=print) -> InitReport:
@@ -141,19 +142,19 @@ def check_settings(conn: psycopg.Connection, pipeline: Pipeline | None = None) -
     return facts
 
 
-def check_tables(conn: psycopg.Connection, tables: list[str], key_columns: dict[str, list[str]] | None = None) -> None:
+def check_tables(conn: psycopg.Connection, tables: list[TableId],
+                 key_columns: dict[str, list[str]] | None = None) -> None:
     """Every table must exist and have a primary key, or a unique column set named in
     ``source.key_columns`` with REPLICA IDENTITY FULL (so deletes and updates carry it)."""
     missing, keyless, not_full = [], [], []
     key_columns = key_columns or {}
     for table in tables:
-        schema, name = table.split(".", 1)
         row = conn.execute(
             """SELECT c.relreplident,
                       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')""",
-            (schema, name)).fetchone()
+            (table.schema, table.name)).fetchone()
         if row is None:
             missing.append(table)
         elif not row[1] and table not in key_columns:
@@ -234,14 +235,13 @@ def _ensure_role(conn: psycopg.Connection, flavour: str, role: str, password: st
         report.created.append(f"role {role} ({how}, not superuser)")
 
 
-def _grant(conn: psycopg.Connection, database: str, role: str, tables: list[str], cdc_schema: str) -> None:
+def _grant(conn: psycopg.Connection, database: str, role: str, tables: list[TableId], cdc_schema: str) -> None:
     r = sql.Identifier(role)
     conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), r))
-    for schema in sorted({t.split(".", 1)[0] for t in tables}):
+    for schema in sorted({t.schema for t in tables}):
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), r))
     for table in tables:
-        schema, name = table.split(".", 1)
-        conn.execute(sql.SQL("GRANT SELECT ON {}.{} TO {}").format(sql.Identifier(schema), sql.Identifier(name), r))
+        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table.schema, table.name), r))
     # Debezium writes the heartbeat (heartbeat.action.query) and incremental-snapshot
     # watermarks into the signal table; nothing else is writable.
     for table, rights in ((HEARTBEAT_TABLE, "INSERT, UPDATE"), (SIGNAL_TABLE, "INSERT, UPDATE, DELETE")):
@@ -249,8 +249,8 @@ def _grant(conn: psycopg.Connection, database: str, role: str, tables: list[str]
             sql.SQL(rights), sql.Identifier(cdc_schema), sql.Identifier(table), r))
 
 
-def _ensure_publication(conn: psycopg.Connection, name: str, tables: list[str], report: InitReport) -> None:
-    table_list = sql.SQL(", ").join(sql.SQL("{}.{}").format(*map(sql.Identifier, t.split(".", 1))) for t in tables)
+def _ensure_publication(conn: psycopg.Connection, name: str, tables: list[TableId], report: InitReport) -> None:
+    table_list = sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables)
     if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone():
         conn.execute(sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(sql.Identifier(name), table_list))
         conn.execute(sql.SQL("ALTER PUBLICATION {} SET (publish_via_partition_root = true)").format(

@@ -244,9 +244,9 @@ class StreamConfig(_Model):
         return self
 
     def default_output(self, topic: str) -> str:
-        """``cdc.users`` → ``bronze.users``: the input topic with its first segment replaced."""
-        rest = topic.split(".", 1)[1] if "." in topic else topic
-        return f"{self.output_prefix}.{rest}"
+        """``cdc.users`` → ``bronze.users``: a table topic's last segment (its lake name, which
+        holds no dot, config/tables.py) after ``output_prefix``, whatever dots the CDC prefix holds."""
+        return f"{self.output_prefix}.{topic.rsplit('.', 1)[-1]}"
 
     def changelog_topic(self, table: str) -> str:
         prefix = self.changelog_prefix if self.changelog_prefix is not None else f"{self.group_id}."

@@ -5,7 +5,7 @@ Arguments (Glue style, ``--KEY value``):
 - ``--config``: pipeline.yaml (on Glue ship it with ``--extra-files``; it lands in the cwd);
 - ``--layer``: bronze | silver | gold | all (default all);
 - ``--mode``: available-now | continuous (default available-now);
-- ``--tables``: comma-separated source tables (default: all configured).
+- ``--tables``: comma-separated source tables, quoted as in PostgreSQL (default: all configured).
 
 Example::
 
@@ -28,11 +28,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: dict[str, str]) -> None:
     from cdclake.config import load
+    from cdclake.config.tables import split_list
     from cdclake.lakehouse import runner
     from cdclake.lakehouse.configuration import plan_from_pipeline
     from cdclake.lakehouse.spark import session
 
-    tables = [t for t in args["tables"].split(",") if t]
+    tables = split_list(args["tables"])
     plan = plan_from_pipeline(load(args["config"]), tables or None)
     spark = session(plan, f"cdclake-{args['layer']}")
     job = runner.run_continuous if args["mode"] == "continuous" else runner.run
