@@ -51,6 +51,9 @@ bench: setup ## run the benchmarks in bench/ against the local stack (long)
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.lakehouse all
 
+chaos: setup ## the broker loop: SIGKILL a random broker of a 3-node quorum every ~20 s for 3 min, then silver vs PostgreSQL (~6 min)
+	$(BIN)/python -m bench.chaos
+
 up: setup ## start the local stack
 	$(BIN)/cdclake up
 
@@ -60,4 +63,4 @@ down: ## stop the local stack
 clean: ## stop the stack and delete its state (.cdclake/)
 	-$(BIN)/cdclake down --purge
 
-.PHONY: help setup airflow tools demo test unit bench up down clean
+.PHONY: help setup airflow tools demo test unit bench chaos up down clean

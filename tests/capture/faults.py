@@ -56,6 +56,18 @@ def confirmed_lsn(pipeline: Pipeline) -> int:
                             "WHERE slot_name = %s", (pipeline.source.slot,)).fetchone()[0]
 
 
+def table_lake(base: Pipeline, cleanup, prefix: str, table: str, columns: str,
+               *setup: str) -> tuple[Pipeline, LakehousePlan, str]:
+    """One table ``table (columns)`` in a schema of its own, ``setup`` statements run in that
+    schema, not captured yet; returns (pipeline, plan, schema)."""
+    schema = unique(prefix)
+    pipeline = lake_pipeline(base, schema, [table])
+    cleanup(pipeline)
+    execute(pipeline, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)),
+            f"SET search_path = {schema}", f"CREATE TABLE {table} ({columns})", *setup)
+    return pipeline, plan_from_pipeline(pipeline), schema
+
+
 def assert_silver_exact(spark, plan: LakehousePlan, pipeline: Pipeline,
                         columns: dict[str, str] = DEMO_COLUMNS) -> dict[str, int]:
     """Run bronze and silver, then compare every table's silver rows with the source's, row by
