@@ -127,7 +127,7 @@ def _assert_toast_placeholders(pipeline, schema, users):
 
 
 def test_worker_kill_replays_loses_nothing_and_silver_is_exact(stack, spark, cleanup):
-    pipeline, plan, schema = demo_lake(stack, cleanup, "kill")
+    pipeline, plan, schema = demo_lake(stack, cleanup, "kill", TABLES)
     start_capture(pipeline)
     before = sum(_source_counts(pipeline, schema).values())
     topics = list(table_topics(pipeline).values())
