@@ -109,10 +109,11 @@ def test_debezium_stopped_under_writes_lag_grows_in_status_then_it_catches_up(st
     before = cli_status(config)
     samples = []
     with Background(pipeline, schema, rate=300) as load:
-        for _ in range(3):  # three readings of `cdclake status`, while the writes go on
+        for _ in range(3):  # three readings of the slot as `status` reports it, while the writes go on
             wait_for(lambda: load.ops >= STOPPED_CHANGES * (len(samples) + 1),
                      f"{STOPPED_CHANGES * (len(samples) + 1)} changes", timeout=240)
-            samples.append(cli_status(config))
+            samples.append(service.connector_status(pipeline)["slot"])
+        samples[-1] = cli_status(config)  # the last one from the command itself
     for earlier, later in zip([before, *samples], samples):
         assert later["lag_bytes"] > earlier["lag_bytes"] and later["retained_wal_bytes"] > earlier["retained_wal_bytes"]
     with pytest.raises(ReplicationSlotError, match="is not active") as err:
