@@ -13,7 +13,8 @@ def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
     from confluent_kafka.admin import ConfigResource
 
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    entries = clients.admin(bootstrap).describe_configs([resource])[resource].result(timeout=30)
+    admin = clients.admin(bootstrap)  # held until the answer: a collected client cancels its futures
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
     return {name: entry.value for name, entry in entries.items()}
 
 
