@@ -18,6 +18,8 @@ import json
 import os
 import random
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -138,6 +140,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0, help="workload changes per second (open loop)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    # A SIGTERM (e.g. `timeout`) unwinds through chaos()'s finally, which stops its stack.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     result = chaos(args.minutes, args.every, args.rate, args.seed)
     print("chaos broker loop:", json.dumps(result), flush=True)
     raise SystemExit(0 if result["exact"] else 1)
