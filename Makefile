@@ -50,6 +50,9 @@ bench: setup ## run the benchmarks in bench/ against the local stack (long); rep
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.stream
 
+chaos: setup ## the broker loop: SIGKILL a random broker of a 3-node quorum every ~20 s for 3 min, then silver vs PostgreSQL (~6 min)
+	$(BIN)/python -m bench.chaos
+
 up: setup ## start the local stack
 	$(BIN)/cdclake up
 
@@ -59,4 +62,4 @@ down: ## stop the local stack
 clean: ## stop the stack and delete its state (.cdclake/)
 	-$(BIN)/cdclake down --purge
 
-.PHONY: help setup airflow tools demo test unit bench up down clean
+.PHONY: help setup airflow tools demo test unit bench chaos up down clean

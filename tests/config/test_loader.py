@@ -135,3 +135,17 @@ def test_replication_factor_below_min_isr_of_the_quorum_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="below the 3-node cluster's min.insync.replicas=2"):
         load(path, environ={})
     assert load(write_config(tmp_path / "ok", {"kafka": {"nodes": 3}}), environ={}).kafka.replication_factor == 3
+
+
+def test_two_connect_workers_each_on_its_own_port_in_one_group(tmp_path):
+    from cdclake.stack.stack import LocalStack
+
+    pipeline = load(write_config(tmp_path, {"connect": {"port": 8083, "workers": 2}}), environ={})
+    connect = LocalStack.of(pipeline).connect
+    assert [d.name for d in connect.daemons()] == ["connect", "connect-2"]
+    assert [connect.worker_properties(i)["listeners"] for i in (1, 2)] == ["http://127.0.0.1:8083",
+                                                                          "http://127.0.0.1:8084"]
+    assert {connect.worker_properties(i)["group.id"] for i in (1, 2)} == {"cdclake-connect"}
+    assert connect.worker_of("127.0.0.1:8084") == 2 and pipeline.connect.endpoint == "http://127.0.0.1:8083"
+    with pytest.raises(ConfigError, match="connect.workers 2 applies to the managed local Connect only"):
+        load(write_config(tmp_path / "ext", {"connect": {"url": "http://dbz:8083", "workers": 2}}), environ={})

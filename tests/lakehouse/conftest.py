@@ -47,18 +47,27 @@ def start_capture(pipeline: Pipeline) -> None:
     service.apply(pipeline, progress=lambda m: None)
 
 
-def wait_captured(pipeline: Pipeline, plan: LakehousePlan, quiet: float = 4.0, timeout: float = 120) -> int:
-    """Wait until the tables' topics stop growing for ``quiet`` seconds; returns the record count."""
-    topics = [r.topic for r in plan.tables]
-    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
-    while time.monotonic() < deadline:
-        total = sum(sum(p.values()) for p in end_offsets(pipeline.kafka.bootstrap, topics).values())
-        if total != last:
-            last, since = total, time.monotonic()
-        elif total and time.monotonic() - since >= quiet:
-            return total
-        time.sleep(0.5)
-    raise TimeoutError(f"topics {topics} still growing (or empty) after {timeout}s")
+def wait_confirmed(pipeline: Pipeline, timeout: float = 180) -> str:
+    """Wait until Debezium has confirmed to the slot a position past every commit made so far;
+    returns that position.
+
+    Debezium confirms a position only after Connect flushed its offsets, i.e. after Kafka
+    acknowledged every event before it, and only while streaming: past the initial snapshot
+    too. (The heartbeat, every second in tests, gives it WAL to confirm when the tables idle.)
+    """
+    from cdclake.capture.service import wait_caught_up
+    from cdclake.source import connection
+
+    with connection.connect(pipeline) as conn:
+        lsn = conn.execute("SELECT (pg_current_wal_lsn() + 1)::text").fetchone()[0]
+    wait_caught_up(pipeline, lsn, timeout)
+    return lsn
+
+
+def wait_captured(pipeline: Pipeline, plan: LakehousePlan, timeout: float = 180) -> int:
+    """Wait until the tables' topics hold every change committed so far; returns their record count."""
+    wait_confirmed(pipeline, timeout)
+    return sum(sum(p.values()) for p in end_offsets(pipeline.kafka.bootstrap, [r.topic for r in plan.tables]).values())
 
 
 @pytest.fixture

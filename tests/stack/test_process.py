@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from cdclake.stack import process
-from cdclake.stack.exceptions import ComponentDiedError, PortInUseError, StartTimeoutError
+from cdclake.stack.exceptions import ComponentDiedError, PortInUseError, StackError, StartTimeoutError
 
 
 def _daemon(tmp_path, argv, ports=()):
@@ -61,3 +61,11 @@ def test_recycled_pid_is_not_ours(tmp_path):
     pidfile = tmp_path / "x.pid"
     pidfile.write_text(f"{os.getpid()} 1\n")  # our pid, but a different start time
     assert process.running_pid(pidfile) is None
+
+
+def test_kill_is_a_real_crash_or_an_error(tmp_path):
+    daemon = _daemon(tmp_path, ["sleep", "60"])
+    pid = process.start(daemon)
+    assert process.kill(daemon) == pid and not process.alive(pid)
+    with pytest.raises(StackError, match="demo is not running .*nothing to kill"):
+        process.kill(daemon)  # the pid file names a process that is gone: no silent no-op

@@ -16,6 +16,7 @@ from cdclake.stack import process
 from cdclake.stack import stack as local_stack
 from cdclake.stack.connect import DEBEZIUM_POSTGRES, plugin_classes
 from tests.conftest import PORT_OFFSET, TEST_CONNECT_PORT, TEST_PG_PORT, base_config, unique, write_config
+from tests.stack.brokers import assert_unacknowledged, topic_config, wait_full_isr
 
 pytestmark = pytest.mark.integration
 
@@ -81,9 +82,9 @@ def test_status_reports_every_component(stack):
     assert password not in repr(status)
 
 
-def test_three_node_quorum_survives_a_broker_kill(stack, stack_dir):
+def test_three_node_quorum_takes_writes_with_one_broker_down_and_none_with_two(stack, stack_dir):
     """The reference's 3-node KRaft quorum; PostgreSQL and Connect are the session's (external)."""
-    doc = base_config(kafka={"nodes": 3, "port": 39092 + PORT_OFFSET},
+    doc = base_config(kafka={"nodes": 3, "port": 39092 + PORT_OFFSET, "heap": "512m"},
                       source={"managed": None, "dsn": f"postgresql://cdclake@127.0.0.1:{TEST_PG_PORT}/cdc_test"},
                       connect={"managed": None, "url": f"http://127.0.0.1:{TEST_CONNECT_PORT}"})
     pipeline = load(write_config(stack_dir, doc), environ={})
@@ -94,24 +95,18 @@ def test_three_node_quorum_survives_a_broker_kill(stack, stack_dir):
         bootstrap = pipeline.kafka.bootstrap
         topic = unique("quorum")
         _create_topic(bootstrap, topic, 3, 3)
-        victim = local_stack.LocalStack.of(pipeline).kafka.daemons()[1]
-        process.kill(victim)
-        _round_trip(bootstrap, topic, acks="all")  # min.insync.replicas=2 still met
+        assert topic_config(bootstrap, topic)["min.insync.replicas"] == "2"  # as the brokers apply it
+        daemons = local_stack.LocalStack.of(pipeline).kafka.daemons()
+        process.kill(daemons[1])
+        _round_trip(bootstrap, topic, acks="all")  # 2 replicas of 3 in sync: min.insync.replicas=2 met
+        process.kill(daemons[2])
+        assert_unacknowledged(bootstrap, topic)  # 1 of 3: an acks=all write is never acknowledged
         again = local_stack.up(pipeline, progress=print)
-        assert again.started == ["kafka-2"] and again.already_running == ["kafka-1", "kafka-3"]
-        _wait_full_isr(bootstrap, topic)
+        assert again.started == ["kafka-2", "kafka-3"] and again.already_running == ["kafka-1"]
+        wait_full_isr(bootstrap, topic)
+        _round_trip(bootstrap, topic, acks="all")
     finally:
         local_stack.down(pipeline, progress=print)
-
-
-def _wait_full_isr(bootstrap: str, topic: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        meta = clients.admin(bootstrap).list_topics(topic, timeout=5).topics[topic]
-        if all(sorted(p.isrs) == [1, 2, 3] for p in meta.partitions.values()):
-            return
-        assert time.monotonic() < deadline, {p.id: p.isrs for p in meta.partitions.values()}
-        time.sleep(1)
 
 
 def test_up_twice_then_down_leaves_nothing(stack_dir):

@@ -185,8 +185,10 @@ class ConnectConfig(ManagedOrAddress):
     """The Kafka Connect cluster that runs Debezium."""
 
     url: str | None = None
-    port: int = Field(8083, ge=1, le=65535)
+    port: int = Field(8083, ge=1, le=65535, description="REST port of worker 1; worker i uses port + i - 1")
     heap: str = "1g"
+    workers: int = Field(1, ge=1, le=4, description="managed local: Connect workers in the group; 2 for the "
+                                                    "reference's failover (a dead worker's task moves)")
     group_id: str = "cdclake-connect"
     connector_name: str = "cdclake-postgres"
     snapshot_mode: Literal["initial", "no_data", "when_needed", "initial_only"] = "initial"
@@ -202,6 +204,9 @@ class ConnectConfig(ManagedOrAddress):
     @model_validator(mode="after")
     def _one_kind(self) -> ConnectConfig:
         self._resolve_kind("url")
+        if self.workers > 1 and not self.is_managed:
+            raise ValueError(f"connect.workers {self.workers} applies to the managed local Connect only; with "
+                             "connect.url the cluster is yours (on AWS: deploy.aws.connect_tasks)")
         return self
 
     @property

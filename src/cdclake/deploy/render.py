@@ -110,7 +110,7 @@ def aws_pipeline(pipeline: Pipeline, net: Layout) -> Pipeline:
     raw["kafka"] = {**_without(raw["kafka"], "managed", "nodes", "port", "heap"),
                     "bootstrap_servers": ",".join(f"{ip}:9092" for ip in net.kafka_ips),
                     "replication_factor": aws.kafka_replication_factor}
-    raw["connect"] = {**_without(raw["connect"], "managed", "port", "heap"),
+    raw["connect"] = {**_without(raw["connect"], "managed", "port", "heap", "workers"),
                       "url": f"http://connect.{aws.name}.internal:8083", "password_env": PASSWORD_ENV}
     raw["lakehouse"].update({"backend": "glue", "warehouse": f"{bucket}/iceberg", "aws_region": aws.region,
                              "checkpoints": f"{bucket}/checkpoints"})

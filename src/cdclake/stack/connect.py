@@ -1,4 +1,10 @@
-"""The managed Kafka Connect worker (distributed mode) with the Debezium plugin."""
+"""The managed Kafka Connect workers (distributed mode) with the Debezium plugin.
+
+One worker by default; ``connect.workers: 2`` starts a second in the same group, as the
+reference runs two Debezium tasks on ECS: when the worker running the connector's task
+dies, the group moves the task to the survivor. Worker ``i`` listens on ``port + i - 1``
+(and its JMX agent on ``jmx_port + i - 1``); worker 1's REST address is the cluster's.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ class LocalConnect:
     replication_factor: int
     group_id: str
     heap: str = "1g"
-    jmx_port: int | None = None  # Prometheus JMX exporter port (Connect + Debezium MBeans)
+    jmx_port: int | None = None  # Prometheus JMX exporter port of worker 1 (Connect + Debezium MBeans)
+    workers: int = 1
 
     @property
     def home(self) -> Path:
@@ -32,30 +39,58 @@ class LocalConnect:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.worker_url(1)
 
     @property
     def secrets_dir(self) -> Path:
         """Files the worker's FileConfigProvider may read (``${file:<path>:<key>}``)."""
         return self.state_dir / "secrets"
 
-    def daemon(self) -> Daemon:
+    def indexes(self) -> range:
+        return range(1, self.workers + 1)
+
+    def worker_port(self, index: int) -> int:
+        return self.port + index - 1
+
+    def worker_url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.worker_port(index)}"
+
+    def worker_id(self, index: int) -> str:
+        """How Connect's REST status names the worker (``worker_id``): its advertised address."""
+        return f"127.0.0.1:{self.worker_port(index)}"
+
+    def worker_of(self, worker_id: str) -> int:
+        """The index of the worker a REST status names, e.g. the one running a task."""
+        for index in self.indexes():
+            if self.worker_id(index) == worker_id:
+                return index
+        raise ValueError(f"worker {worker_id} is not one of this stack's Connect workers")
+
+    def _name(self, index: int) -> str:
+        return "connect" if index == 1 else f"connect-{index}"
+
+    def daemon(self, index: int = 1) -> Daemon:
+        name, jmx = self._name(index), self.jmx_port and self.jmx_port + index - 1
         return Daemon(
-            name="connect",
-            argv=java_argv(self.heap, CONNECT_MAIN, self.home / "log4j2.properties", str(self.home / "connect.properties"),
-                           jmx_port=self.jmx_port, jmx_rules="connect"),
-            log=self.state_dir / "logs" / "connect.log",
-            pidfile=self.state_dir / "run" / "connect.pid",
-            ports=[self.port, *([self.jmx_port] if self.jmx_port else [])],
+            name=name,
+            argv=java_argv(self.heap, CONNECT_MAIN, self.home / "log4j2.properties",
+                           str(self.home / f"{name}.properties"), jmx_port=jmx, jmx_rules="connect"),
+            log=self.state_dir / "logs" / f"{name}.log",
+            pidfile=self.state_dir / "run" / f"{name}.pid",
+            ports=[self.worker_port(index), *([jmx] if jmx else [])],
         )
 
-    def worker_properties(self) -> dict[str, str]:
+    def daemons(self) -> list[Daemon]:
+        return [self.daemon(index) for index in self.indexes()]
+
+    def worker_properties(self, index: int = 1) -> dict[str, str]:
+        port = str(self.worker_port(index))
         return {
             "bootstrap.servers": self.bootstrap,
             **distributed_worker_properties(self.group_id, self.replication_factor),
-            "listeners": f"http://127.0.0.1:{self.port}",
+            "listeners": f"http://127.0.0.1:{port}",
             "rest.advertised.host.name": "127.0.0.1",
-            "rest.advertised.port": str(self.port),
+            "rest.advertised.port": port,
             "plugin.path": str(jvm.installed("debezium").parent),
             "plugin.discovery": "service_load",
         }
@@ -63,14 +98,17 @@ class LocalConnect:
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j2.properties").write_text(LOG4J2)
-        (self.home / "connect.properties").write_text(properties_text(self.worker_properties(), "cdclake up"))
+        for index in self.indexes():
+            (self.home / f"{self._name(index)}.properties").write_text(
+                properties_text(self.worker_properties(index), "cdclake up"))
 
-    def probe(self) -> bool:
+    def probe(self, index: int = 1) -> bool:
         """Ready when the worker says it finished startup and it lists the Debezium plugin."""
-        with urllib.request.urlopen(f"{self.url}/health", timeout=3) as resp:
+        url = self.worker_url(index)
+        with urllib.request.urlopen(f"{url}/health", timeout=3) as resp:
             if json.load(resp).get("status") != "healthy":
                 return False
-        return DEBEZIUM_POSTGRES in plugin_classes(self.url)
+        return DEBEZIUM_POSTGRES in plugin_classes(url)
 
 
 def distributed_worker_properties(group_id: str, replication_factor: int) -> dict[str, str]:

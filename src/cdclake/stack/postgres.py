@@ -111,6 +111,19 @@ class LocalPostgres:
         with self.connect() as conn:
             return conn.execute("SELECT 1").fetchone() == (1,)
 
+    def stop_immediate(self, timeout: float = 60) -> None:
+        """``pg_ctl stop -m immediate``: every process quits at once, no shutdown checkpoint,
+        as a power cut would leave it; the next start runs crash recovery (for failure tests).
+
+        Raises:
+            StackError: pg_ctl failed (e.g. the server was not running).
+        """
+        result = subprocess.run([str(pg_bin("pg_ctl")), "stop", "-D", str(self.data_dir), "-m", "immediate",
+                                 "-w", "-t", str(int(timeout))], capture_output=True, text=True, user=_run_as())
+        if result.returncode != 0:
+            raise StackError(f"pg_ctl stop -m immediate failed for {self.data_dir}:\n{result.stdout}{result.stderr}",
+                             component="postgres")
+
 
 def pg_bin(name: str) -> Path:
     for directory in PG_BIN_DIRS:

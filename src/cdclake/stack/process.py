@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdclake.stack.exceptions import ComponentDiedError, PortInUseError, StartTimeoutError  # noqa: F401 (re-exported)
+from cdclake.stack.exceptions import ComponentDiedError, PortInUseError, StackError, StartTimeoutError  # noqa: F401 (re-exported)
 
 LOG_TAIL_LINES = 25
 
@@ -116,12 +116,21 @@ def stop_pid(pidfile: Path, timeout: float, pid: int | None = None) -> bool:
     return pid is not None
 
 
-def kill(daemon: Daemon) -> None:
-    """kill -9, as a crash would (for failure tests)."""
+def kill(daemon: Daemon) -> int:
+    """kill -9, as a crash would (for failure tests); returns the pid that died.
+
+    Raises:
+        StackError: no live process matches the pid file (a fault that would not happen),
+            or the process outlived the signal.
+    """
     pid = running_pid(daemon.pidfile)
-    if pid is not None:
-        signal_group(pid, signal.SIGKILL)
-        _wait_gone(pid, 10)
+    if pid is None:
+        raise StackError(f"{daemon.name} is not running (no live process for {daemon.pidfile}); nothing to kill",
+                         component=daemon.name)
+    signal_group(pid, signal.SIGKILL)
+    if not _wait_gone(pid, 10):
+        raise StackError(f"{daemon.name} (pid {pid}) still runs 10 s after SIGKILL", component=daemon.name)
+    return pid
 
 
 def alive(pid: int) -> bool:

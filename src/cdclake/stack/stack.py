@@ -43,8 +43,8 @@ class LocalStack:
             postgres=LocalPostgres(state, src.port, src.max_slot_wal_keep_size) if src.is_managed else None,
             kafka=LocalKafka(state, kafka.nodes, kafka.port, kafka.replication_factor, kafka.heap, jmx)
             if kafka.is_managed else None,
-            connect=LocalConnect(state, connect.port, kafka.bootstrap, kafka.replication_factor,
-                                 connect.group_id, connect.heap, jmx and jmx + 10) if connect.is_managed else None,
+            connect=LocalConnect(state, connect.port, kafka.bootstrap, kafka.replication_factor, connect.group_id,
+                                 connect.heap, jmx and jmx + 10, connect.workers) if connect.is_managed else None,
         )
 
     def daemons(self) -> list[process.Daemon]:
@@ -55,7 +55,7 @@ class LocalStack:
         if self.kafka:
             out.extend(self.kafka.daemons())
         if self.connect:
-            out.append(self.connect.daemon())
+            out.extend(self.connect.daemons())
         return out
 
 
@@ -137,8 +137,9 @@ def _up_kafka(kafka: LocalKafka, report: UpReport, progress: Progress) -> None:
 
 def _up_connect(connect: LocalConnect, report: UpReport, progress: Progress) -> None:
     connect.prepare()
-    _start(connect.daemon(), connect.probe, CONNECT_TIMEOUT,
-           f"GET {connect.url}/connector-plugins listing Debezium", report, progress)
+    for index in connect.indexes():
+        _start(connect.daemon(index), lambda i=index: connect.probe(i), CONNECT_TIMEOUT,
+               f"GET {connect.worker_url(index)}/connector-plugins listing Debezium", report, progress)
 
 
 def _up_monitoring(pipeline: Pipeline, report: UpReport, progress: Progress) -> None:
