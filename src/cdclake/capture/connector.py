@@ -28,7 +28,10 @@ TRUNCATE = "io.cdclake.connect.TruncateAsChange"
 ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
 # __snapshot tells an incremental-snapshot read ("incremental") from an initial one and a change.
-ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot"
+# __before is the old row ("before" is not a source field, so the SMT takes the envelope's): with
+# REPLICA IDENTITY FULL the whole row, which an update of a table without a key needs to know
+# which of its rows changed (lakehouse/silver.py).
+ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot,before"
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 
 TUNING = {

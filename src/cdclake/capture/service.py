@@ -16,7 +16,7 @@ from cdclake.capture.exceptions import RECOVER_HINT, CaptureError, ConnectError,
 from cdclake.capture.resnapshot import mark_resnapshot, previously_captured
 from cdclake.config import Pipeline
 from cdclake.source import connection
-from cdclake.source.prepare import SIGNAL_TABLE
+from cdclake.source.prepare import SIGNAL_TABLE, keyless_tables
 
 RUNNING_TIMEOUT = 90.0
 
@@ -30,11 +30,8 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
 
     Idempotent: an unchanged config is not re-sent.
     """
-    kafka, name = pipeline.kafka, pipeline.connect.connector_name
-    created = ensure_topics(kafka.bootstrap, list(table_topics(pipeline).values()), kafka.partitions,
-                            kafka.replication_factor)
-    for topic in created:
-        progress(f"created topic {topic} ({kafka.partitions} partitions, RF {kafka.replication_factor})")
+    name = pipeline.connect.connector_name
+    created = ensure_table_topics(pipeline, progress)
     config = connector_config(pipeline)
     connect = client(pipeline)
     errors = connect.validate(POSTGRES_CONNECTOR, config)
@@ -59,6 +56,21 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     snapshots = snapshot_added(pipeline, added, progress)
     return {"connector": name, "changed": changed, "topics_created": created, "status": state,
             "snapshots": snapshots}
+
+
+def ensure_table_topics(pipeline: Pipeline, progress=print) -> list[str]:
+    """Create the missing table topics with ``kafka.partitions`` each, but one for a keyless
+    table: its one partition is its change order, which silver needs (lakehouse/silver.py)."""
+    kafka = pipeline.kafka
+    keyless = set(keyless_tables(pipeline))
+    topics = table_topics(pipeline)
+    created = []
+    for partitions, keyless_only in ((kafka.partitions, False), (1, True)):
+        names = [topic for table, topic in topics.items() if (table in keyless) == keyless_only]
+        for topic in ensure_topics(kafka.bootstrap, names, partitions, kafka.replication_factor) if names else []:
+            progress(f"created topic {topic} ({partitions} partition(s), RF {kafka.replication_factor})")
+            created.append(topic)
+    return created
 
 
 def snapshot_added(pipeline: Pipeline, tables: list[str], progress=print) -> dict[str, str]:
