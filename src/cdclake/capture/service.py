@@ -31,7 +31,8 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     Idempotent: an unchanged config is not re-sent.
     """
     name = pipeline.connect.connector_name
-    created = ensure_table_topics(pipeline, progress)
+    keyless = keyless_tables(pipeline)
+    created = ensure_table_topics(pipeline, progress, keyless)
     config = connector_config(pipeline)
     connect = client(pipeline)
     errors = connect.validate(POSTGRES_CONNECTOR, config)
@@ -43,6 +44,7 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     # A new connector snapshots every table itself; an updated one only streams the tables it
     # gains, so those get an incremental snapshot of their existing rows.
     added = [t for t in pipeline.source.tables if t not in previously_captured(current)] if current else []
+    refuse_keyless_snapshots([t for t in added if t in keyless])
     if changed:
         connect.put_config(name, config)
         progress(f"{'created' if current is None else 'updated'} connector {name}")
@@ -58,11 +60,22 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
             "snapshots": snapshots}
 
 
-def ensure_table_topics(pipeline: Pipeline, progress=print) -> list[str]:
+def refuse_keyless_snapshots(tables: list[str]) -> None:
+    """A table without a key cannot join a running connector: Debezium's incremental snapshot
+    chunks by key, so its existing rows would never arrive."""
+    if tables:
+        raise CaptureError(
+            f"table(s) {', '.join(tables)} have no key, and Debezium cannot snapshot a keyless table into a running "
+            "connector, so their existing rows would never reach silver: add a primary key or name a unique column "
+            f"set in source.key_columns ({tables[0]}: [col, ...]) and run `cdclake connector apply` again")
+
+
+def ensure_table_topics(pipeline: Pipeline, progress=print, keyless: list[str] | None = None) -> list[str]:
     """Create the missing table topics with ``kafka.partitions`` each, but one for a keyless
-    table: its one partition is its change order, which silver needs (lakehouse/silver.py)."""
+    table (``keyless``, read from the source when None): its one partition is its change
+    order, which silver needs (lakehouse/multiset.py)."""
     kafka = pipeline.kafka
-    keyless = set(keyless_tables(pipeline))
+    keyless = set(keyless_tables(pipeline) if keyless is None else keyless)
     topics = table_topics(pipeline)
     created = []
     for partitions, keyless_only in ((kafka.partitions, False), (1, True)):

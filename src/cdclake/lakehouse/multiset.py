@@ -117,13 +117,15 @@ def last_run(positioned: DataFrame) -> Run | None:
 
 
 def not_applied(spark: SparkSession, ref: TableRef, positioned: DataFrame, tag: str) -> DataFrame:
-    """The events whose position is not yet applied (replays dropped). Positions recorded by an
-    uncommitted attempt of this very batch (tagged ``tag``) do not count."""
+    """The events whose position is not applied yet, each once: replays dropped, whether of an
+    earlier batch or of this one. Positions recorded by an uncommitted attempt of this very batch
+    (tagged ``tag``) do not count."""
     applied = spark.table(ref.tombstones).where(f"_cdc_batch <> '{tag}'").groupBy("_cdc_lsn").agg(
-        {"_cdc_events": "max"}).withColumnRenamed("_cdc_lsn", "__a_lsn").withColumnRenamed(
-        "max(_cdc_events)", "__a_events")
+        _expr("max(_cdc_events)").alias("__a_events")).withColumnRenamed("_cdc_lsn", "__a_lsn")
     joined = positioned.join(applied, on=_expr("__lsn = __a_lsn"), how="left")
-    return joined.where("__a_events IS NULL OR __ordinal > __a_events").drop("__a_lsn", "__a_events")
+    new = joined.where("__a_events IS NULL OR __ordinal > __a_events").drop("__a_lsn", "__a_events")
+    first = new.selectExpr("*", "row_number() OVER (PARTITION BY __lsn, __ordinal ORDER BY kafka_offset) AS __copy")
+    return first.where("__copy = 1").drop("__copy")
 
 
 def ledger_rows(fresh: DataFrame, tag: str) -> DataFrame:
