@@ -104,7 +104,7 @@ def test_merge_rewrites_each_changed_row_by_null_safe_equality_and_truncates_old
     ref = TableRef("public.log", "cdc.log", "lake", "cdc_db")
     sql = multiset.merge_sql(ref, SCHEMA, "counts", 77)
     assert "s.__action = 'delete' AND s.`a` <=> t.`a` AND s.`b` <=> t.`b`" in sql
-    assert "explode(sequence(1, __copies))" in sql and "WHEN NOT MATCHED BY SOURCE AND t._cdc_lsn < 77" in sql
+    assert "explode(sequence(1, CAST(__copies AS INT)))" in sql and "WHEN NOT MATCHED BY SOURCE AND t._cdc_lsn < 77" in sql
     assert "NOT MATCHED BY SOURCE" not in multiset.merge_sql(ref, SCHEMA, "counts", None)
     assert "t._cdc_lsn >= 77" in multiset.counts_sql(ref, SCHEMA, "deltas", 77)
 
@@ -115,7 +115,10 @@ def test_verify_compares_keyless_tables_as_multisets():
     silver = [(1, "a"), (2, "b"), (2, "b"), (3, None)]
     _compare_multisets(report, SCHEMA, iter(source), iter(silver))
     assert (report.source_rows, report.silver_rows, report.missing, report.extra) == (4, 4, 1, 1)
-    assert report.examples["missing"] == [{"row": {"a": "1", "b": "a"}}] and not report.ok
+    assert report.examples["missing"] == [{"row": {"a": "1", "b": "a"}, "copies": 1}] and not report.ok
+    many = TableReport("public.log")
+    _compare_multisets(many, SCHEMA, iter([(1, "a")] * 5), iter([(1, "a")]))
+    assert (many.missing, many.extra, len(many.examples["missing"])) == (4, 0, 1)
     same = TableReport("public.log")
     _compare_multisets(same, SCHEMA, iter(source), iter(reversed(source)))
     assert same.ok and Counter(source) == Counter(reversed(source))

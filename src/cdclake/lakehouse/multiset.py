@@ -177,7 +177,7 @@ def merge_sql(ref: TableRef, schema: TableSchema, counts: str, truncated_before:
     cols = ", ".join(names)
     source = (f"SELECT {cols}, 'delete' AS __action, _cdc_lsn, _cdc_ts FROM {counts} "
               f"UNION ALL SELECT {cols}, 'insert' AS __action, _cdc_lsn, _cdc_ts FROM {counts} "
-              "LATERAL VIEW explode(sequence(1, __copies)) copies AS __copy WHERE __copies > 0")
+              "LATERAL VIEW explode(sequence(1, CAST(__copies AS INT))) copies AS __copy WHERE __copies > 0")
     inserted = names + ["_cdc_lsn", "_cdc_ts"]
     return (f"MERGE INTO {ref.silver} t USING ({source}) s ON s.__action = 'delete' AND {_same_row(schema, 's', 't')} "
             "WHEN MATCHED THEN DELETE "

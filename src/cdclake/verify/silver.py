@@ -150,9 +150,11 @@ def _compare_multisets(report: TableReport, schema: TableSchema, source: Iterato
             else:
                 report.silver_rows += 1
     for difference, values in counts.values():
-        kind = "missing" if difference > 0 else "extra"
-        for _ in range(abs(difference)):
-            report.note(kind, {"row": dict(zip((c.name for c in schema.columns), map(_short, values), strict=True))})
+        if difference:
+            kind = "missing" if difference > 0 else "extra"
+            report.note(kind, {"row": dict(zip((c.name for c in schema.columns), map(_short, values), strict=True)),
+                               "copies": abs(difference)})
+            setattr(report, kind, getattr(report, kind) + abs(difference) - 1)  # note() counted one copy
 
 
 def _key_dict(schema: TableSchema, key: tuple) -> dict:
