@@ -23,7 +23,7 @@ PH = "__debezium_unavailable_value"
 
 def event(offset: int, op: str, lsn: int | None, row: dict | None = None, before: dict | None = None,
           snapshot: str | None = None) -> tuple:
-    value = {**(row or {}), "__op": op, "__lsn": lsn, "__before": before, "__snapshot": snapshot}
+    value = {**(row or {}), "__op": op, "__lsn": lsn, "__cdclake_before": json.dumps(before) if before else None, "__snapshot": snapshot}
     return op, lsn, 0, offset, datetime(2026, 1, 1), json.dumps(value)
 
 
@@ -46,11 +46,14 @@ def test_positions_number_each_run_of_one_lsn_and_continue_across_batches(spark)
     batch = [*snap, event(3, "d", 20, {"a": 1, "b": "x"}), *copy, *resent, event(8, "c", 30, {"a": 5})]
     assert ordinals(spark, batch) == [(10, 1), (10, 2), (10, 3), (20, 1), (30, 1), (30, 2), (10, 1), (10, 2), (30, 1)]
     # The next batch begins inside the run the last one ended in: its ordinals go on.
-    assert ordinals(spark, [event(9, "c", 30, {"a": 5}), event(10, "c", 31, {"a": 6})], Run(30, 1)) == [(30, 2),
+    assert ordinals(spark, [event(9, "c", 30, {"a": 5}), event(10, "c", 31, {"a": 6})], Run(30, False, 1)) == [(30, 2),
                                                                                                      (31, 1)]
-    # A snapshot that starts right after a run of its own LSN starts a run of its own.
-    assert ordinals(spark, [event(11, "r", 10, {"a": 1}, snapshot="first")], Run(10, 3)) == [(10, 1)]
-    assert ordinals(spark, [event(12, "r", 10, {"a": 1})], Run(11, 1)) == [(10, 1)]
+    # A snapshot that starts right after a run of its own LSN starts a run of its own, and so
+    # does the first change after a snapshot, at the snapshot's LSN.
+    assert ordinals(spark, [event(11, "r", 10, {"a": 1}, snapshot="first")], Run(10, True, 3)) == [(10, 1)]
+    assert ordinals(spark, [event(13, "r", 10, {"a": 1}, snapshot="last"), event(14, "c", 10, {"a": 2})]) == [
+        (10, 1), (10, 1)]
+    assert ordinals(spark, [event(12, "r", 10, {"a": 1})], Run(11, False, 1)) == [(10, 1)]
 
 
 @pytest.fixture
@@ -74,7 +77,7 @@ def test_replays_are_dropped_in_the_same_batch_and_in_later_ones(spark, ledger_r
 
     multiset.ledger_rows(fresh, "w0").writeTo(ledger_ref.tombstones).append()
     later = multiset.positions(frame(spark, [event(6, "c", 20, {"a": 2}), event(7, "c", 20, {"a": 2}),
-                                             event(8, "c", 20, {"a": 2}), event(9, "c", 40, {"a": 4})]), Run(10, 1))
+                                             event(8, "c", 20, {"a": 2}), event(9, "c", 40, {"a": 4})]), Run(10, False, 1))
     # Committed under w0, the batch that follows (from w1) sees them applied: only the third copy
     # at LSN 20 (a longer run than was applied) and LSN 40 are new.
     assert sorted(r["kafka_offset"] for r in multiset.not_applied(spark, ledger_ref, later, "w1").collect()) == [8, 9]
@@ -97,7 +100,7 @@ def test_row_deltas_count_copies_and_take_placeholders_from_the_old_row(spark):
 
 
 def test_run_position_round_trips_through_the_snapshot_summary():
-    assert Run.parse(Run(123, 4).summary()) == Run(123, 4) and Run.parse(None) is None
+    assert Run.parse(Run(123, True, 4).summary()) == Run(123, True, 4) and Run.parse(None) is None
 
 
 def test_merge_rewrites_each_changed_row_by_null_safe_equality_and_truncates_older_rows():

@@ -25,13 +25,15 @@ POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 UNWRAP = "io.debezium.transforms.ExtractNewRecordState"
 # ExtractNewRecordState drops TRUNCATE events; ours, before it, flattens them (jvm/debezium/src).
 TRUNCATE = "io.cdclake.connect.TruncateAsChange"
+# The old row as JSON text in the envelope (jvm/debezium/src), which ExtractNewRecordState adds.
+BEFORE = "io.cdclake.connect.BeforeAsJson"
 ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
 # __snapshot tells an incremental-snapshot read ("incremental") from an initial one and a change.
-# __before is the old row ("before" is not a source field, so the SMT takes the envelope's): with
-# REPLICA IDENTITY FULL the whole row, which an update of a table without a key needs to know
-# which of its rows changed (lakehouse/silver.py).
-ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot,before"
+# __cdclake_before is the old row as JSON text (BEFORE): with REPLICA IDENTITY FULL the whole
+# row, which an update of a table without a key needs to know which of its rows changed
+# (lakehouse/multiset.py).
+ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot,cdclake_before"
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 
 TUNING = {
@@ -96,8 +98,9 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "signal.data.collection": f"{src.cdc_schema}.{SIGNAL_TABLE}",
         "incremental.snapshot.chunk.size": "4096",
         **message_key_columns(pipeline),
-        "transforms": "truncate,unwrap,route",
+        "transforms": "truncate,before,unwrap,route",
         "transforms.truncate.type": TRUNCATE,
+        "transforms.before.type": BEFORE,
         "transforms.unwrap.type": UNWRAP,
         "transforms.unwrap.add.fields": ADD_FIELDS,
         "transforms.unwrap.delete.tombstone.handling.mode": "rewrite",

@@ -2,7 +2,7 @@
 
 A table with no primary key and no ``source.key_columns`` is captured with REPLICA
 IDENTITY FULL, so every delete carries the whole old row and every update its whole old
-row in ``__before``. Silver is a plain table of the rows, an identical row as many times
+row in ``__cdclake_before``. Silver is a plain table of the rows, an identical row as many times
 as PostgreSQL holds it, plus ``_cdc_lsn`` / ``_cdc_ts`` of the change that last wrote it.
 
 - **Changes are counts.** An insert or snapshot read adds one copy of its row, a delete
@@ -11,9 +11,10 @@ as PostgreSQL holds it, plus ``_cdc_lsn`` / ``_cdc_ts`` of the change that last 
   batch is summed per distinct row and only the rows whose count changed are rewritten: all
   their copies are deleted and the new number of copies inserted, in one MERGE.
 - **Every change is applied once.** A keyless topic has one partition, so it holds the
-  changes in Debezium's order. Each change's position is (``__lsn``, its ordinal in the run
-  of consecutive records with that LSN): one WAL record gives one change, or several at one
-  LSN (a multi-row COPY; the reads of one snapshot), always in the same order. Debezium
+  changes in Debezium's order. Each change's position is (``__lsn``, snapshot read or not, its
+  ordinal in the run of consecutive records with those): one WAL record gives one change, or
+  several at one LSN (a multi-row COPY), always in the same order; a snapshot's reads share
+  one LSN, which the first change after them may carry too, hence the kind. Debezium
   re-sends after a crash whole LSNs, from its last flushed offset, and a re-sent run gets the
   same ordinals; so ``tombstones_<table>`` (for a keyless table: the applied positions, one
   row per LSN with the highest ordinal applied) tells a replay from a new change, whether it
@@ -46,27 +47,30 @@ if TYPE_CHECKING:
     from cdclake.lakehouse.silver import Truncate
 
 RUN_KEY = "cdclake.silver.keyless-run"
-LEDGER_DDL = "_cdc_lsn bigint, _cdc_events bigint, _cdc_batch string, _cdc_ts timestamp"
+BEFORE = "__cdclake_before"  # the old row, JSON text (capture/connector.py)
+LEDGER_DDL = "_cdc_lsn bigint, _cdc_read boolean, _cdc_events bigint, _cdc_batch string, _cdc_ts timestamp"
 NO_LSN = -1  # an initial-snapshot read may carry none
 SNAPSHOT_START = "get_json_object(event_value, '$.__snapshot') IN ('first', 'first_in_data_collection')"
 
 
 @dataclass(frozen=True)
 class Run:
-    """Where the previous batch ended: the LSN of its last record and that record's ordinal."""
+    """Where the previous batch ended: its last record's LSN, whether it was a snapshot read,
+    and its ordinal."""
 
     lsn: int
+    read: bool
     ordinal: int
 
     def summary(self) -> str:
-        return json.dumps({"lsn": self.lsn, "ordinal": self.ordinal})
+        return json.dumps({"lsn": self.lsn, "read": self.read, "ordinal": self.ordinal})
 
     @classmethod
     def parse(cls, value: str | None) -> Run | None:
         if not value:
             return None
         data = json.loads(value)
-        return cls(int(data["lsn"]), int(data["ordinal"]))
+        return cls(int(data["lsn"]), bool(data["read"]), int(data["ordinal"]))
 
 
 def q(name: str) -> str:
@@ -97,13 +101,16 @@ def check_one_partition(events: DataFrame, ref: TableRef) -> None:
 
 
 def positions(events: DataFrame, previous: Run | None) -> DataFrame:
-    """Each event with ``__ordinal``: its place in the run of consecutive records sharing its LSN."""
-    lsn = f"coalesce(lsn, {NO_LSN})"
-    first = "1" if previous is None else f"CASE WHEN {lsn} = {previous.lsn} THEN 0 ELSE 1 END"
-    marked = events.selectExpr("*", f"{lsn} AS __lsn", f"{SNAPSHOT_START} AS __snap_start",
-                               f"lag({lsn}) OVER (ORDER BY kafka_offset) AS __prev")
+    """Each event with ``__ordinal``: its place in the run of consecutive records sharing its LSN
+    (and kind: a snapshot's reads carry the LSN the first change after them may have too)."""
+    lsn, read = f"coalesce(lsn, {NO_LSN})", "op = 'r'"
+    first = ("1" if previous is None
+             else f"CASE WHEN __lsn = {previous.lsn} AND __read = {str(previous.read).lower()} THEN 0 ELSE 1 END")
+    marked = events.selectExpr("*", f"{lsn} AS __lsn", f"{read} AS __read", f"{SNAPSHOT_START} AS __snap_start",
+                               f"lag({lsn}) OVER (ORDER BY kafka_offset) AS __prev",
+                               f"lag({read}) OVER (ORDER BY kafka_offset) AS __prev_read")
     starts = marked.selectExpr("*", f"CASE WHEN coalesce(__snap_start, false) THEN 1 WHEN __prev IS NULL THEN {first} "
-                                    "WHEN __lsn = __prev THEN 0 ELSE 1 END AS __start")
+                                    "WHEN __lsn = __prev AND __read = __prev_read THEN 0 ELSE 1 END AS __start")
     runs = starts.selectExpr("*", "sum(__start) OVER (ORDER BY kafka_offset ROWS BETWEEN UNBOUNDED PRECEDING AND "
                                   "CURRENT ROW) AS __run")
     carried = previous.ordinal if previous is not None else 0
@@ -112,37 +119,39 @@ def positions(events: DataFrame, previous: Run | None) -> DataFrame:
 
 
 def last_run(positioned: DataFrame) -> Run | None:
-    row = positioned.orderBy(_expr("kafka_offset DESC")).select("__lsn", "__ordinal").first()
-    return Run(int(row[0]), int(row[1])) if row is not None else None
+    row = positioned.orderBy(_expr("kafka_offset DESC")).select("__lsn", "__read", "__ordinal").first()
+    return Run(int(row[0]), bool(row[1]), int(row[2])) if row is not None else None
 
 
 def not_applied(spark: SparkSession, ref: TableRef, positioned: DataFrame, tag: str) -> DataFrame:
     """The events whose position is not applied yet, each once: replays dropped, whether of an
     earlier batch or of this one. Positions recorded by an uncommitted attempt of this very batch
     (tagged ``tag``) do not count."""
-    applied = spark.table(ref.tombstones).where(f"_cdc_batch <> '{tag}'").groupBy("_cdc_lsn").agg(
-        _expr("max(_cdc_events)").alias("__a_events")).withColumnRenamed("_cdc_lsn", "__a_lsn")
-    joined = positioned.join(applied, on=_expr("__lsn = __a_lsn"), how="left")
-    new = joined.where("__a_events IS NULL OR __ordinal > __a_events").drop("__a_lsn", "__a_events")
-    first = new.selectExpr("*", "row_number() OVER (PARTITION BY __lsn, __ordinal ORDER BY kafka_offset) AS __copy")
+    applied = spark.table(ref.tombstones).where(f"_cdc_batch <> '{tag}'").groupBy("_cdc_lsn", "_cdc_read").agg(
+        _expr("max(_cdc_events)").alias("__a_events")).selectExpr("_cdc_lsn AS __a_lsn", "_cdc_read AS __a_read",
+                                                                  "__a_events")
+    joined = positioned.join(applied, on=_expr("__lsn = __a_lsn AND __read = __a_read"), how="left")
+    new = joined.where("__a_events IS NULL OR __ordinal > __a_events").drop("__a_lsn", "__a_read", "__a_events")
+    first = new.selectExpr("*", "row_number() OVER (PARTITION BY __lsn, __read, __ordinal ORDER BY kafka_offset) "
+                                "AS __copy")
     return first.where("__copy = 1").drop("__copy")
 
 
 def ledger_rows(fresh: DataFrame, tag: str) -> DataFrame:
     """One row per LSN in ``fresh``: its highest ordinal applied, tagged with the batch."""
-    return fresh.groupBy("__lsn").agg({"__ordinal": "max", "source_ts": "max"}).selectExpr(
-        "__lsn AS _cdc_lsn", "`max(__ordinal)` AS _cdc_events", f"'{tag}' AS _cdc_batch",
+    return fresh.groupBy("__lsn", "__read").agg({"__ordinal": "max", "source_ts": "max"}).selectExpr(
+        "__lsn AS _cdc_lsn", "__read AS _cdc_read", "`max(__ordinal)` AS _cdc_events", f"'{tag}' AS _cdc_batch",
         "coalesce(`max(source_ts)`, current_timestamp()) AS _cdc_ts")
 
 
 def row_deltas(changes: DataFrame, schema: TableSchema) -> DataFrame:
     """Per distinct row: how many copies the changes add (negative: remove), and their newest LSN."""
     fields = ", ".join(f"{q(c.name)} STRING" for c in schema.columns)
-    parsed = changes.selectExpr("op", "lsn", "source_ts",
-                                f"from_json(event_value, '{fields}, __before STRUCT<{fields}>') AS v")
+    parsed = changes.selectExpr("op", "lsn", "source_ts", f"from_json(event_value, '{fields}') AS v",
+                                f"from_json(get_json_object(event_value, '$.{BEFORE}'), '{fields}') AS b")
     new, old = [], []
     for column in schema.columns:
-        after, before = f"v.{q(column.name)}", f"v.__before.{q(column.name)}"
+        after, before = f"v.{q(column.name)}", f"b.{q(column.name)}"
         new_raw = f"(CASE WHEN op = 'u' AND {is_placeholder(after)} THEN {before} ELSE {after} END)"
         old_raw = f"(CASE WHEN op = 'u' THEN {before} ELSE {after} END)"
         new.append(f"{convert(new_raw, column)} AS {q(column.name)}")
