@@ -23,7 +23,8 @@ PH = "__debezium_unavailable_value"
 
 def event(offset: int, op: str, lsn: int | None, row: dict | None = None, before: dict | None = None,
           snapshot: str | None = None) -> tuple:
-    value = {**(row or {}), "__op": op, "__lsn": lsn, "__cdclake_before": json.dumps(before) if before else None, "__snapshot": snapshot}
+    value = {**(row or {}), "__op": op, "__lsn": lsn, "__snapshot": snapshot,
+             "__cdclake_before": json.dumps(before) if before else None}
     return op, lsn, 0, offset, datetime(2026, 1, 1), json.dumps(value)
 
 
@@ -46,8 +47,8 @@ def test_positions_number_each_run_of_one_lsn_and_continue_across_batches(spark)
     batch = [*snap, event(3, "d", 20, {"a": 1, "b": "x"}), *copy, *resent, event(8, "c", 30, {"a": 5})]
     assert ordinals(spark, batch) == [(10, 1), (10, 2), (10, 3), (20, 1), (30, 1), (30, 2), (10, 1), (10, 2), (30, 1)]
     # The next batch begins inside the run the last one ended in: its ordinals go on.
-    assert ordinals(spark, [event(9, "c", 30, {"a": 5}), event(10, "c", 31, {"a": 6})], Run(30, False, 1)) == [(30, 2),
-                                                                                                     (31, 1)]
+    next_batch = [event(9, "c", 30, {"a": 5}), event(10, "c", 31, {"a": 6})]
+    assert ordinals(spark, next_batch, Run(30, False, 1)) == [(30, 2), (31, 1)]
     # A snapshot that starts right after a run of its own LSN starts a run of its own, and so
     # does the first change after a snapshot, at the snapshot's LSN.
     assert ordinals(spark, [event(11, "r", 10, {"a": 1}, snapshot="first")], Run(10, True, 3)) == [(10, 1)]
@@ -76,8 +77,9 @@ def test_replays_are_dropped_in_the_same_batch_and_in_later_ones(spark, ledger_r
     assert sorted(r["kafka_offset"] for r in fresh.collect()) == [0, 1, 2]
 
     multiset.ledger_rows(fresh, "w0").writeTo(ledger_ref.tombstones).append()
-    later = multiset.positions(frame(spark, [event(6, "c", 20, {"a": 2}), event(7, "c", 20, {"a": 2}),
-                                             event(8, "c", 20, {"a": 2}), event(9, "c", 40, {"a": 4})]), Run(10, False, 1))
+    later_events = [event(6, "c", 20, {"a": 2}), event(7, "c", 20, {"a": 2}), event(8, "c", 20, {"a": 2}),
+                    event(9, "c", 40, {"a": 4})]
+    later = multiset.positions(frame(spark, later_events), Run(10, False, 1))
     # Committed under w0, the batch that follows (from w1) sees them applied: only the third copy
     # at LSN 20 (a longer run than was applied) and LSN 40 are new.
     assert sorted(r["kafka_offset"] for r in multiset.not_applied(spark, ledger_ref, later, "w1").collect()) == [8, 9]
@@ -107,7 +109,8 @@ def test_merge_rewrites_each_changed_row_by_null_safe_equality_and_truncates_old
     ref = TableRef("public.log", "cdc.log", "lake", "cdc_db")
     sql = multiset.merge_sql(ref, SCHEMA, "counts", 77)
     assert "s.__action = 'delete' AND s.`a` <=> t.`a` AND s.`b` <=> t.`b`" in sql
-    assert "explode(sequence(1, CAST(__copies AS INT)))" in sql and "WHEN NOT MATCHED BY SOURCE AND t._cdc_lsn < 77" in sql
+    assert "explode(sequence(1, CAST(__copies AS INT)))" in sql
+    assert "WHEN NOT MATCHED BY SOURCE AND t._cdc_lsn < 77" in sql
     assert "NOT MATCHED BY SOURCE" not in multiset.merge_sql(ref, SCHEMA, "counts", None)
     assert "t._cdc_lsn >= 77" in multiset.counts_sql(ref, SCHEMA, "deltas", 77)
 

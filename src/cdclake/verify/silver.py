@@ -96,7 +96,8 @@ def _silver_rows(table: Any, schema: TableSchema, chunk: int) -> Iterator[tuple]
         con.execute("SET TimeZone = 'UTC'")
         con.register("silver", reader)
         order = ", ".join(_quote(c.name) for c in schema.keys)
-        cur = con.execute(f"SELECT {', '.join(map(_quote, names))} FROM silver" + (f" ORDER BY {order}" if order else ""))
+        ordered = f" ORDER BY {order}" if order else ""
+        cur = con.execute(f"SELECT {', '.join(map(_quote, names))} FROM silver{ordered}")
         while rows := cur.fetchmany(chunk):
             yield from rows
     finally:
