@@ -17,29 +17,33 @@ from tests.conftest import (TEST_PG_PORT, base_config, capture_pipeline, drop_ca
 pytestmark = pytest.mark.integration
 
 
-def test_table_without_primary_key_is_refused_with_both_fixes(stack):
+def test_table_without_primary_key_needs_replica_identity_full_and_then_is_accepted(stack):
     schema = unique("nopk")
     pipeline = capture_pipeline(stack, schema, ["audit", "fine"])
+    table = sql.SQL("{}.audit").format(sql.Identifier(schema))
     with connection.connect(pipeline, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("CREATE TABLE {}.audit (at timestamptz, what text)").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("CREATE TABLE {} (at timestamptz, what text)").format(table))
         conn.execute(sql.SQL("CREATE TABLE {}.fine (id int PRIMARY KEY)").format(sql.Identifier(schema)))
     try:
-        with pytest.raises(MissingKeyError) as err:
-            init_source(pipeline, progress=lambda m: None)
-        assert err.value.tables == [f"{schema}.audit"]
-        assert "has no primary key" in str(err.value) or "have no primary key" in str(err.value)
-        assert "ADD PRIMARY KEY" in str(err.value) and "REPLICA IDENTITY FULL" in str(err.value)
-        assert "source.key_columns" in str(err.value)
+        for identity in ("DEFAULT", "NOTHING"):
+            with connection.connect(pipeline, autocommit=True) as conn:
+                conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY " + identity).format(table))
+            with pytest.raises(MissingKeyError) as err:
+                init_source(pipeline, progress=lambda m: None)
+            assert err.value.tables == [f"{schema}.audit"]
+            message = str(err.value)
+            assert f"no primary key and REPLICA IDENTITY {identity}" in message
+            assert f"ALTER TABLE {schema}.audit REPLICA IDENTITY FULL" in message and "multiset" in message
+            assert "primary key" in message and "source.key_columns" in message
         keyed = pipeline.model_copy(update={"source": pipeline.source.model_copy(
             update={"key_columns": {f"{schema}.audit": ["at", "what"]}})})
-        with pytest.raises(MissingKeyError, match="REPLICA IDENTITY FULL"):  # half the second fix is not enough
+        with pytest.raises(MissingKeyError, match="REPLICA IDENTITY FULL"):  # key columns alone are not enough
             init_source(keyed, progress=lambda m: None)
         with connection.connect(pipeline, autocommit=True) as conn:
-            conn.execute(sql.SQL("ALTER TABLE {}.audit REPLICA IDENTITY FULL").format(sql.Identifier(schema)))
-        with pytest.raises(MissingKeyError):  # REPLICA IDENTITY FULL alone: silver would have no key
-            init_source(pipeline, progress=lambda m: None)
-        init_source(keyed, progress=lambda m: None)  # the second fix, whole, is accepted
+            conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(table))
+        init_source(pipeline, progress=lambda m: None)  # the fix the message gives works: a keyless multiset
+        init_source(keyed, progress=lambda m: None)  # and so does naming a unique column set
     finally:
         drop_capture(pipeline)
 

@@ -27,9 +27,14 @@ UNWRAP = "io.debezium.transforms.ExtractNewRecordState"
 TRUNCATE = "io.cdclake.connect.TruncateAsChange"
 # Each table's events to the topic config/tables.py names (Debezium's own names can collide).
 ROUTER = "io.cdclake.connect.RouteByTable"
+# The old row as JSON text in the envelope (jvm/debezium/src), which ExtractNewRecordState adds.
+BEFORE = "io.cdclake.connect.BeforeAsJson"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
 # __snapshot tells an incremental-snapshot read ("incremental") from an initial one and a change.
-ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot"
+# __cdclake_before is the old row as JSON text (BEFORE): with REPLICA IDENTITY FULL the whole
+# row, which an update of a table without a key needs to know which of its rows changed
+# (lakehouse/multiset.py).
+ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot,cdclake_before"
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 
 TUNING = {
@@ -101,10 +106,11 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "signal.data.collection": f"{src.cdc_schema}.{SIGNAL_TABLE}",
         "incremental.snapshot.chunk.size": "4096",
         **message_key_columns(pipeline),
-        "transforms": "route,truncate,unwrap",
+        "transforms": "route,truncate,before,unwrap",
         "transforms.route.type": ROUTER,
         "transforms.route.topics": route_map(pipeline),
         "transforms.truncate.type": TRUNCATE,
+        "transforms.before.type": BEFORE,
         "transforms.unwrap.type": UNWRAP,
         "transforms.unwrap.add.fields": ADD_FIELDS,
         "transforms.unwrap.delete.tombstone.handling.mode": "rewrite",

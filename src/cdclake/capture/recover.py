@@ -32,7 +32,6 @@ from typing import Any
 import psycopg
 
 from cdclake.broker import clients
-from cdclake.broker.topics import ensure_topics
 from cdclake.capture import service
 from cdclake.capture.connector import connector_config, table_topics
 from cdclake.capture.exceptions import CaptureError
@@ -184,8 +183,7 @@ def _wait_state(pipeline: Pipeline, wanted: str, timeout: float = STATE_TIMEOUT)
 def write_truncates(pipeline: Pipeline, progress=print) -> int:
     """A truncate marker per captured table at the current WAL position (resnapshot.py); returns it."""
     topics = table_topics(pipeline)
-    kafka = pipeline.kafka
-    ensure_topics(kafka.bootstrap, list(topics.values()), kafka.partitions, kafka.replication_factor)
+    service.ensure_table_topics(pipeline, progress)
     lsn = mark_resnapshot(pipeline, list(topics))
     progress(f"wrote TRUNCATE markers at LSN {lsn_text(lsn)} to {', '.join(topics.values())}")
     return lsn

@@ -17,7 +17,7 @@ from cdclake.capture.resnapshot import mark_resnapshot, previously_captured
 from cdclake.config import Pipeline
 from cdclake.config.tables import include_pattern
 from cdclake.source import connection
-from cdclake.source.prepare import SIGNAL_TABLE
+from cdclake.source.prepare import SIGNAL_TABLE, keyless_tables
 
 RUNNING_TIMEOUT = 90.0
 
@@ -31,11 +31,9 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
 
     Idempotent: an unchanged config is not re-sent.
     """
-    kafka, name = pipeline.kafka, pipeline.connect.connector_name
-    created = ensure_topics(kafka.bootstrap, list(table_topics(pipeline).values()), kafka.partitions,
-                            kafka.replication_factor)
-    for topic in created:
-        progress(f"created topic {topic} ({kafka.partitions} partitions, RF {kafka.replication_factor})")
+    name = pipeline.connect.connector_name
+    keyless = keyless_tables(pipeline)
+    created = ensure_table_topics(pipeline, progress, keyless)
     config = connector_config(pipeline)
     connect = client(pipeline)
     errors = connect.validate(POSTGRES_CONNECTOR, config)
@@ -47,6 +45,7 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     # A new connector snapshots every table itself; an updated one only streams the tables it
     # gains, so those get an incremental snapshot of their existing rows.
     added = [t for t in pipeline.source.tables if t not in previously_captured(current)] if current else []
+    refuse_keyless_snapshots([t for t in added if t in keyless])
     if changed:
         connect.put_config(name, config)
         progress(f"{'created' if current is None else 'updated'} connector {name}")
@@ -60,6 +59,32 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     snapshots = snapshot_added(pipeline, added, progress)
     return {"connector": name, "changed": changed, "topics_created": created, "status": state,
             "snapshots": snapshots}
+
+
+def refuse_keyless_snapshots(tables: list[str]) -> None:
+    """A table without a key cannot join a running connector: Debezium's incremental snapshot
+    chunks by key, so its existing rows would never arrive."""
+    if tables:
+        raise CaptureError(
+            f"table(s) {', '.join(tables)} have no key, and Debezium cannot snapshot a keyless table into a running "
+            "connector, so their existing rows would never reach silver: add a primary key or name a unique column "
+            f"set in source.key_columns ({tables[0]}: [col, ...]) and run `cdclake connector apply` again")
+
+
+def ensure_table_topics(pipeline: Pipeline, progress=print, keyless: list[str] | None = None) -> list[str]:
+    """Create the missing table topics with ``kafka.partitions`` each, but one for a keyless
+    table (``keyless``, read from the source when None): its one partition is its change
+    order, which silver needs (lakehouse/multiset.py)."""
+    kafka = pipeline.kafka
+    keyless = set(keyless_tables(pipeline) if keyless is None else keyless)
+    topics = table_topics(pipeline)
+    created = []
+    for partitions, keyless_only in ((kafka.partitions, False), (1, True)):
+        names = [topic for table, topic in topics.items() if (table in keyless) == keyless_only]
+        for topic in ensure_topics(kafka.bootstrap, names, partitions, kafka.replication_factor) if names else []:
+            progress(f"created topic {topic} ({partitions} partition(s), RF {kafka.replication_factor})")
+            created.append(topic)
+    return created
 
 
 def snapshot_added(pipeline: Pipeline, tables: list[str], progress=print) -> dict[str, str]:

@@ -13,6 +13,7 @@ import psycopg
 
 from cdclake.config.tables import TableId
 from cdclake.lakehouse.exceptions import SchemaChangeError, SourceTableError
+from cdclake.source.prepare import keyless_identity_problem
 
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 TOAST_ARRAY_PLACEHOLDER = f'["{TOAST_PLACEHOLDER}"]'
@@ -90,6 +91,11 @@ class TableSchema:
     def keys(self) -> list[Column]:
         return sorted((c for c in self.columns if c.is_key), key=lambda c: c.key_pos)
 
+    @property
+    def keyless(self) -> bool:
+        """No primary key and no ``source.key_columns``: silver keeps the multiset of its rows."""
+        return not self.keys
+
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
 
@@ -98,8 +104,11 @@ def read_schema(conn: psycopg.Connection, table: TableId, key_columns: tuple[str
     """The table's columns and primary key from pg_catalog (or ``key_columns``, the unique
     column set ``source.key_columns`` names for a table without one).
 
+    A table with neither is keyless (:attr:`TableSchema.keyless`): it must have REPLICA
+    IDENTITY FULL, so that deletes and updates carry the whole old row.
+
     Raises:
-        SourceTableError: the table does not exist or has no key.
+        SourceTableError: the table does not exist, or is keyless without REPLICA IDENTITY FULL.
     """
     rows = conn.execute(COLUMNS_SQL, (table.schema, table.name)).fetchall()
     if not rows:
@@ -111,11 +120,15 @@ def read_schema(conn: psycopg.Connection, table: TableId, key_columns: tuple[str
     if key_columns and not any(c.is_key for c in columns):
         columns = _keyed_by(table, columns, key_columns)
     result = TableSchema(table, columns)
-    if not result.keys:
-        raise SourceTableError(f"source table {table} has no primary key; silver merges by key: "
-                               f"ALTER TABLE {table} ADD PRIMARY KEY (...), or name a unique column set in "
-                               "source.key_columns (with REPLICA IDENTITY FULL)", table=table)
+    if result.keyless:
+        identity = conn.execute(REPLICA_IDENTITY_SQL, (schema, name)).fetchone()[0]
+        if identity != "f":
+            raise SourceTableError(keyless_identity_problem(table, identity), table=table)
     return result
+
+
+REPLICA_IDENTITY_SQL = """SELECT c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s"""
 
 
 def _keyed_by(table: str, columns: tuple[Column, ...], key_columns: tuple[str, ...]) -> tuple[Column, ...]:

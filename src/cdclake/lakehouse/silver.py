@@ -23,6 +23,8 @@ the MERGE's own snapshot summary, so data and position commit atomically (DESIGN
 - a TOAST placeholder keeps the value: the last real value of that key in the batch,
   else the stored one; for a primary-key update (delete of the old key and create of the
   new key at the same LSN) the value comes from the old key;
+- a table without a key (REPLICA IDENTITY FULL) keeps the exact multiset of its rows, each
+  change applied once: lakehouse/multiset.py;
 - columns and types come from PostgreSQL's catalog; added columns and widened types
   flow in, anything else raises :class:`SchemaChangeError` for this table only.
 """
@@ -35,7 +37,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cdclake.lakehouse import bronze, faults
+from cdclake.lakehouse import bronze, faults, multiset
 from cdclake.lakehouse.configuration import (
     SILVER_TRUNCATE_KEY,
     SILVER_WATERMARK_KEY,
@@ -90,7 +92,8 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
     with plan.connect_source() as conn:
         schema = read_schema(conn, ref.source, ref.key_columns)
     result.schema_changes = ensure_table(spark, ref, schema)
-    ensure_tombstones(spark, ref, schema)
+    if not schema.keyless:
+        ensure_tombstones(spark, ref, schema)
     if pinned is None:
         return result
     result.bronze_snapshot = end = pinned.snapshotId()
@@ -100,7 +103,10 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
         return result
     events = read_bronze(spark, ref, int(watermark) if watermark else None, end)
     truncate = truncate_position(spark, ref, events)
-    result.changes, result.merged = merge(spark, ref, schema, events, end, truncate)
+    if schema.keyless:
+        result.changes, result.merged = multiset.merge(spark, ref, schema, events, watermark, end, truncate)
+    else:
+        result.changes, result.merged = merge(spark, ref, schema, events, end, truncate)
     result.seconds = time.monotonic() - started
     return result
 

@@ -3,7 +3,9 @@
 - detects the flavour (self-managed PostgreSQL, or Amazon RDS / Aurora) and checks the
   settings logical decoding needs there (``wal_level``, or RDS's ``rds.logical_replication``
   parameter), printing the exact fix; it never runs ``ALTER SYSTEM``;
-- refuses tables that have neither a primary key nor REPLICA IDENTITY FULL;
+- refuses tables that have neither a primary key nor REPLICA IDENTITY FULL; a table without
+  a key but with REPLICA IDENTITY FULL is carried as the exact multiset of its rows
+  (lakehouse/silver.py) and gets a one-partition topic (its change order);
 - creates the heartbeat and signal tables, a least-privilege capture role (the
   ``REPLICATION`` attribute, or on RDS membership of ``rds_replication``) and the
   publication over exactly the configured tables.
@@ -142,38 +144,64 @@ def check_settings(conn: psycopg.Connection, pipeline: Pipeline | None = None) -
     return facts
 
 
+REPLICA_IDENTITIES = {"d": "DEFAULT", "n": "NOTHING", "i": "USING INDEX", "f": "FULL"}
+TABLE_FACTS_SQL = """SELECT c.relreplident,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')"""
+
+
+def keyless_identity_problem(table: str, identity: str) -> str:
+    """Why a table without a key cannot be carried under ``identity`` (pg_class.relreplident), and the fix."""
+    return (f"table {table} has no primary key and REPLICA IDENTITY {REPLICA_IDENTITIES.get(identity, identity)}, "
+            "so PostgreSQL logs no old row for its deletes and updates: run ALTER TABLE "
+            f"{table} REPLICA IDENTITY FULL (silver then keeps the exact multiset of its rows, duplicates "
+            "included), or add a primary key, or name a unique column set in source.key_columns")
+
+
 def check_tables(conn: psycopg.Connection, tables: list[TableId],
-                 key_columns: dict[str, list[str]] | None = None) -> None:
-    """Every table must exist and have a primary key, or a unique column set named in
-    ``source.key_columns`` with REPLICA IDENTITY FULL (so deletes and updates carry it)."""
-    missing, keyless, not_full = [], [], []
+                 key_columns: dict[str, list[str]] | None = None) -> list[TableId]:
+    """Every table must exist and have a primary key, or REPLICA IDENTITY FULL (so deletes and
+    updates carry the whole old row): keyed by the unique column set ``source.key_columns``
+    names, or else carried as a multiset of rows.
+
+    Returns:
+        The keyless tables: no primary key, none in ``source.key_columns``.
+
+    Raises:
+        SourceError: a table does not exist.
+        MissingKeyError: a table without a primary key lacks REPLICA IDENTITY FULL.
+    """
+    missing, not_full, keyless = [], [], []
     key_columns = key_columns or {}
     for table in tables:
-        row = conn.execute(
-            """SELECT c.relreplident,
-                      EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
-               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')""",
-            (table.schema, table.name)).fetchone()
+        row = conn.execute(TABLE_FACTS_SQL, (table.schema, table.name)).fetchone()
         if row is None:
             missing.append(table)
+        elif not row[1] and row[0] != "f":
+            not_full.append((table, row[0]))
         elif not row[1] and table not in key_columns:
             keyless.append(table)
-        elif not row[1] and row[0] != "f":
-            not_full.append(table)
     if missing:
         raise SourceError(f"captured table(s) not found: {', '.join(missing)}; create them or remove them "
                           "from source.tables")
-    if keyless:
-        names = ", ".join(keyless)
-        raise MissingKeyError(
-            f"table(s) {names} have no primary key: add one (ALTER TABLE {keyless[0]} ADD PRIMARY KEY (...)), "
-            f"or name a unique column set in pipeline.yaml (source.key_columns: {{{keyless[0]}: [col, ...]}}) "
-            f"and run ALTER TABLE {keyless[0]} REPLICA IDENTITY FULL", tables=keyless)
     if not_full:
-        raise MissingKeyError(
-            f"table(s) {', '.join(not_full)} are keyed by source.key_columns but PostgreSQL does not log those "
-            f"columns on delete and update: run ALTER TABLE {not_full[0]} REPLICA IDENTITY FULL", tables=not_full)
+        table, identity = not_full[0]
+        names = [t for t, _ in not_full]
+        if table in key_columns:
+            raise MissingKeyError(
+                f"table(s) {', '.join(names)} are keyed by source.key_columns but PostgreSQL does not log those "
+                f"columns on delete and update: run ALTER TABLE {table} REPLICA IDENTITY FULL", tables=names)
+        others = f" (also: {', '.join(names[1:])})" if len(names) > 1 else ""
+        raise MissingKeyError(keyless_identity_problem(table, identity) + others, tables=names)
+    return keyless
+
+
+def keyless_tables(pipeline: Pipeline) -> list[str]:
+    """The captured tables without a key (see :func:`check_tables`), read from the source."""
+    src = pipeline.source
+    with connection.connect(pipeline, autocommit=True) as conn:
+        return check_tables(conn, src.tables, src.key_columns)
 
 
 def capture_password(pipeline: Pipeline) -> str:

@@ -3,6 +3,10 @@
 Both sides stream in key order (PostgreSQL through a server-side cursor, Iceberg through
 DuckDB over pyiceberg's Arrow batches) and are merge-joined chunk by chunk, so no side is
 ever held in memory whole. Reports missing, extra and different keys with examples.
+
+A table without a key is compared as a multiset: every row's hash is counted up from the
+source and down from silver; a hash left with a count is a row missing (positive) or extra
+(negative) that many times. That holds one count per distinct row of the table in memory.
 """
 
 from __future__ import annotations
@@ -60,14 +64,14 @@ def verify_table(plan: LakehousePlan, ref: TableRef, catalog: Any, chunk: int = 
             return report
         source = _source_rows(conn, ref, schema, chunk)
         silver = _silver_rows(table, schema, chunk)
-        _compare(report, schema, source, silver)
+        (_compare_multisets if schema.keyless else _compare)(report, schema, source, silver)
     return report
 
 
 def _source_rows(conn, ref: TableRef, schema: TableSchema, chunk: int) -> Iterator[tuple]:
     columns = sql.SQL(", ").join(sql.SQL(source_expression(c)) for c in schema.columns)
     order = sql.SQL(", ").join(_pg_order(c) for c in schema.keys)
-    query = sql.SQL("SELECT {} FROM {}.{} ORDER BY {}").format(
+    query = sql.SQL("SELECT {} FROM {}.{}" + (" ORDER BY {}" if schema.keys else "")).format(
         columns, sql.Identifier(ref.schema), sql.Identifier(ref.table), order)
     with conn.cursor(name=f"cdclake_verify_{uuid.uuid4().hex[:8]}") as cur:
         cur.itersize = chunk
@@ -92,7 +96,8 @@ def _silver_rows(table: Any, schema: TableSchema, chunk: int) -> Iterator[tuple]
         con.execute("SET TimeZone = 'UTC'")
         con.register("silver", reader)
         order = ", ".join(_quote(c.name) for c in schema.keys)
-        cur = con.execute(f"SELECT {', '.join(map(_quote, names))} FROM silver ORDER BY {order}")
+        ordered = f" ORDER BY {order}" if order else ""
+        cur = con.execute(f"SELECT {', '.join(map(_quote, names))} FROM silver{ordered}")
         while rows := cur.fetchmany(chunk):
             yield from rows
     finally:
@@ -129,6 +134,28 @@ def _compare(report: TableReport, schema: TableSchema, source: Iterator[tuple], 
             if row_hash(a[1]) != row_hash(b[1]):
                 report.note("different", _difference(schema, a, b))
             a, b = next(src, None), next(dst, None)
+
+
+def _compare_multisets(report: TableReport, schema: TableSchema, source: Iterator[tuple],
+                       silver: Iterator[tuple]) -> None:
+    """Compare two multisets of rows: each distinct row must appear as often on both sides."""
+    float32 = [c.pg_type == "float4" for c in schema.columns]
+    counts: dict[bytes, list] = {}  # row hash -> [source copies - silver copies, the row]
+    for side, rows in ((1, source), (-1, silver)):
+        for row in rows:
+            values = tuple(canonical(v, f) for v, f in zip(row, float32, strict=True))
+            entry = counts.setdefault(row_hash(values), [0, values])
+            entry[0] += side
+            if side > 0:
+                report.source_rows += 1
+            else:
+                report.silver_rows += 1
+    for difference, values in counts.values():
+        if difference:
+            kind = "missing" if difference > 0 else "extra"
+            report.note(kind, {"row": dict(zip((c.name for c in schema.columns), map(_short, values), strict=True)),
+                               "copies": abs(difference)})
+            setattr(report, kind, getattr(report, kind) + abs(difference) - 1)  # note() counted one copy
 
 
 def _key_dict(schema: TableSchema, key: tuple) -> dict:
