@@ -86,6 +86,17 @@ def test_two_connect_workers_the_task_moves_when_its_worker_is_killed(stack, spa
     finally:
         local_stack.up(stack, progress=QUIET)  # worker 1 back if it was the victim
         process.stop(workers.daemon(2))
+        # Until the group has rebalanced, worker 1 forwards writes to a leader that is gone.
+        wait_for(lambda: accepts_writes(workers.url, name), "worker 1 to take writes again", timeout=180, every=2)
+
+
+def accepts_writes(url: str, connector: str) -> bool:
+    """Deleting the test's connector (a write Connect forwards to the group's leader) succeeds."""
+    try:
+        ConnectClient(url, timeout=10).delete(connector)
+    except Exception:  # noqa: BLE001 - 409 rebalancing / 500 forwarding to a dead leader: not yet
+        return False
+    return True
 
 
 def cli_status(config) -> dict:
