@@ -24,7 +24,8 @@ BUNDLED_MODELS = Path(__file__).resolve().parents[3] / "models"  # in a source c
 BRONZE_OFFSETS_KEY = "cdclake.bronze.kafka-offsets"
 SILVER_WATERMARK_KEY = "cdclake.silver.bronze-snapshot-id"
 SILVER_TRUNCATE_KEY = "cdclake.silver.truncated-before-lsn"
-GOLD_INPUTS_KEY = "cdclake.gold.input-snapshots"
+GOLD_INPUTS_KEY = "cdclake.gold.input-snapshots"  # every silver table beneath the model
+GOLD_MODEL_KEY = "cdclake.gold.model"  # the model's SQL/tests digest and the gold models it read
 
 # Table properties every cdclake table gets: format v2, merge-on-read row-level changes.
 TABLE_PROPERTIES = {
@@ -131,6 +132,7 @@ class LakehousePlan:
     tombstone_retention_hours: int = 168
     source_connect: Callable[..., psycopg.Connection] | None = field(default=None, compare=False, repr=False)
     log_dir: Path | None = None  # a local Spark's engine logs go to a file here; None: the console
+    configured_tables: tuple[str, ...] = ()  # every source.tables entry, though `tables` may be a -t selection
 
     def table(self, name: str) -> TableRef:
         """The configured table called ``name`` (``users``, ``public.users`` or ``silver_users``).
@@ -192,6 +194,7 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
         tombstone_retention_hours=lake.tombstone_retention_hours,
         source_connect=functools.partial(connection.connect, pipeline),
         log_dir=pipeline.state_dir / "logs",
+        configured_tables=tuple(pipeline.source.tables),
     )
 
 

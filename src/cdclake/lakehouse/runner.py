@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -99,21 +99,28 @@ def run_silver_table(spark: SparkSession, plan: LakehousePlan, ref: TableRef, re
                  f"{result.bronze_snapshot} in {result.seconds:.1f}s")
 
 
-def run_gold(spark: SparkSession, plan: LakehousePlan, report: RunReport, progress: Progress) -> None:
+def run_gold(spark: SparkSession, plan: LakehousePlan, report: RunReport, progress: Progress,
+             select: Sequence[str] = ()) -> None:
+    """The gold models (``select``: dbt-style selectors, default all); each failure reported by model."""
     try:
-        results = gold.run(spark, plan)
+        results = gold.run(spark, plan, select)
     except LakehouseError as exc:
         report.failures["gold"] = str(exc)
         progress(f"gold: FAILED: {exc}")
         return
     report.gold.extend(results)
     for result in results:
-        if result.rebuilt:
-            progress(f"gold {result.model}: rebuilt in {result.seconds:.1f}s")
+        if result.error:
+            report.failures[result.model] = result.error
+            progress(f"gold {result.model}: FAILED: {result.error}")
+        elif result.rebuilt:
+            tests = f", {result.tests} data test(s) passed" if result.tests else ""
+            progress(f"gold {result.model}: rebuilt in {result.seconds:.1f}s{tests}")
 
 
-def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: Progress = print) -> RunReport:
-    """Run the layers once, in order (bronze drains Kafka and stops)."""
+def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: Progress = print,
+        select: Sequence[str] = ()) -> RunReport:
+    """Run the layers once, in order (bronze drains Kafka and stops; ``select`` picks gold models)."""
     report = RunReport(layers)
     if "bronze" in layers:
         run_bronze(spark, plan, report, progress)
@@ -124,7 +131,7 @@ def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: P
             run_silver_table(spark, plan, ref, report, progress)
             progress(meter.line(done))
     if "gold" in layers:
-        run_gold(spark, plan, report, progress)
+        run_gold(spark, plan, report, progress, select)
     return report
 
 

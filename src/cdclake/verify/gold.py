@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdclake.lakehouse.configuration import LakehousePlan
-from cdclake.lakehouse.gold import Model, render_postgres
+from cdclake.lakehouse.gold import Model, Project, postgres_views, render_postgres
 from cdclake.verify.normalize import canonical
 
 EXAMPLES = 5
@@ -27,8 +27,11 @@ class GoldReport:
         return self.error is None and not self.only_in_source and not self.only_in_gold
 
 
-def verify_model(plan: LakehousePlan, model: Model, catalog: Any) -> GoldReport:
-    """Compare ``gold_<model>`` with its SQL computed by PostgreSQL (as multisets of rows)."""
+def verify_model(plan: LakehousePlan, project: Project, model: Model, catalog: Any) -> GoldReport:
+    """Compare ``gold_<model>`` with its SQL computed by PostgreSQL (as multisets of rows).
+
+    The models it refs are computed by PostgreSQL too (temporary views), from the source.
+    """
     report = GoldReport(model.name)
     try:
         table = catalog.load_table(f"{plan.namespace}.{model.name}")
@@ -37,6 +40,8 @@ def verify_model(plan: LakehousePlan, model: Model, catalog: Any) -> GoldReport:
         return report
     with plan.connect_source() as conn:
         conn.execute("SET TIME ZONE 'UTC'")
+        for statement in postgres_views(project, model, plan):
+            conn.execute(statement)
         cur = conn.execute(render_postgres(model, plan))
         names = [d.name for d in cur.description]
         source = Counter(tuple(canonical(v) for v in row) for row in cur)
