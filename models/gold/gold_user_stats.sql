@@ -6,7 +6,7 @@ SELECT u.id AS user_id,
        CASE WHEN SUM(o.total_amount) > 10000 THEN 'VIP'
             WHEN SUM(o.total_amount) > 1000 THEN 'Gold'
             ELSE 'Silver' END AS segment
-FROM {{ source('public', 'users') }} u
-LEFT JOIN {{ source('public', 'orders') }} o ON u.id = o.user_id
+FROM {{ source('users') }} u
+LEFT JOIN {{ source('orders') }} o ON u.id = o.user_id
 WHERE u.is_active = true
 GROUP BY u.id, u.name

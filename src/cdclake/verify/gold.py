@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from cdclake.lakehouse.configuration import LakehousePlan
@@ -11,6 +12,11 @@ from cdclake.lakehouse.gold import Model, Project, postgres_views, render_postgr
 from cdclake.verify.normalize import canonical
 
 EXAMPLES = 5
+
+
+def value(v: Any) -> Any:
+    """A number by its value: PostgreSQL's sum(bigint) is numeric where Spark's is bigint."""
+    return canonical(Decimal(v)) if isinstance(v, int) and not isinstance(v, bool) else canonical(v)
 
 
 @dataclass
@@ -44,9 +50,9 @@ def verify_model(plan: LakehousePlan, project: Project, model: Model, catalog: A
             conn.execute(statement)
         cur = conn.execute(render_postgres(model, plan))
         names = [d.name for d in cur.description]
-        source = Counter(tuple(canonical(v) for v in row) for row in cur)
+        source = Counter(tuple(value(v) for v in row) for row in cur)
     arrow = table.scan(selected_fields=tuple(names)).to_arrow()
-    gold = Counter(tuple(canonical(v) for v in row) for row in zip(*(arrow.column(n).to_pylist() for n in names)))
+    gold = Counter(tuple(value(v) for v in row) for row in zip(*(arrow.column(n).to_pylist() for n in names)))
     report.source_rows, report.gold_rows = sum(source.values()), sum(gold.values())
     report.only_in_source = [dict(zip(names, r)) for r in list((source - gold).elements())[:EXAMPLES]]
     report.only_in_gold = [dict(zip(names, r)) for r in list((gold - source).elements())[:EXAMPLES]]
