@@ -16,7 +16,8 @@ from cdclake.config import Pipeline
 from cdclake.source import connection, rds
 from cdclake.source.exceptions import SourceError
 from cdclake.source.prepare import (
-    HEARTBEAT_TABLE, RDS, SIGNAL_TABLE, capture_tables, grants, secrets_file, server_facts, setting_problems,
+    HEARTBEAT_TABLE, RDS, SIGNAL_TABLE, can_log_in, capture_password, capture_tables, grants, secrets_file, server_facts,
+    setting_problems,
 )
 
 INIT = "`cdclake source init`"
@@ -181,6 +182,10 @@ def _capture_role(conn, pipeline: Pipeline, facts) -> list[Finding]:
     if not secrets_file(pipeline).exists():
         found.append(Finding(name, False, f"no password in {secrets_file(pipeline)} for Kafka Connect",
                              INIT + " generates it and sets it on the role", "source init"))
+    elif can_login and not can_log_in(conn, src.capture_user, capture_password(pipeline)):
+        found.append(Finding(name, False, f"the password in {secrets_file(pipeline)} does not log in",
+                             INIT + " sets it; before PostgreSQL 16, if a superuser made the role, write its password "
+                             "there as password=...", "source init"))
     missing = [f"{privilege} on {target}" for privilege, kind, target in grants(
         conn.info.dbname, capture_tables(pipeline), src.cdc_schema)
         if (kind != "table" or _exists(conn, target)) and not _granted(conn, src.capture_user, privilege, kind, target)]

@@ -229,8 +229,10 @@ def _ensure_role(conn: psycopg.Connection, flavour: str, role: str, password: st
     """Create the role, or bring it to least privilege; a non-superuser only sets its password.
 
     On self-managed PostgreSQL only a superuser may give (or take away) REPLICATION, so when
-    init runs as the database owner, a superuser creates the role once and init sets the
-    password Kafka Connect uses (docs/your-database.md).
+    init runs as the database owner, a superuser creates the role once; init then sets the
+    password Kafka Connect uses, or (PostgreSQL 15 and older, where only a superuser may
+    alter a REPLICATION role) checks that the one in the secrets file logs in
+    (docs/your-database.md).
     """
     row = conn.execute("SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     admin_is_superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
@@ -239,7 +241,7 @@ def _ensure_role(conn: psycopg.Connection, flavour: str, role: str, password: st
             raise SourceError(f"role {role} {'is a superuser' if row[1] else 'lacks REPLICATION'} and only a "
                               f"superuser can change that: run ALTER ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER "
                               "as one, then rerun `cdclake source init`")
-        conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        _set_password(conn, role, password)
         return
     try:
         for statement in role_statements(flavour, role, password, row is not None):
@@ -251,6 +253,30 @@ def _ensure_role(conn: psycopg.Connection, flavour: str, role: str, password: st
     if row is None:
         how = f"LOGIN, member of {rds.REPLICATION_ROLE}" if flavour == RDS else "LOGIN REPLICATION"
         report.created.append(f"role {role} ({how}, not superuser)")
+
+
+def _set_password(conn: psycopg.Connection, role: str, password: str) -> None:
+    try:
+        conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        return
+    except psycopg.errors.InsufficientPrivilege:
+        pass
+    if not can_log_in(conn, role, password):
+        raise SourceError(f"cannot set the password of role {role} (before PostgreSQL 16 only a superuser may alter "
+                          "a REPLICATION role), and the password in the secrets file does not log in: write the "
+                          "role's password there as password=... (see `cdclake source check`), or have a superuser "
+                          f"ALTER ROLE {role} PASSWORD to the one in that file; then rerun `cdclake source init`")
+
+
+def can_log_in(conn: psycopg.Connection, role: str, password: str) -> bool:
+    """Whether ``role`` logs in to this connection's database with ``password``."""
+    info = conn.info
+    try:
+        psycopg.connect(host=info.host, port=info.port, dbname=info.dbname, user=role, password=password,
+                        connect_timeout=5).close()
+        return True
+    except psycopg.OperationalError:
+        return False
 
 
 def grants(database: str, tables: list[str], cdc_schema: str) -> list[tuple[str, str, str]]:
