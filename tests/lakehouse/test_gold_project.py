@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cdclake.lakehouse import gold
+from cdclake.lakehouse.configuration import TableRef
 from cdclake.lakehouse.exceptions import ModelError
 from cdclake.lakehouse.gold.datatests import failing_rows
 from cdclake.lakehouse.gold.project import BUNDLED_MODELS
@@ -147,6 +148,8 @@ def test_bad_yaml_properties_are_errors_naming_the_file(tmp_path: Path, yaml_tex
 
 
 def test_bundled_models_skip_quietly_when_the_demo_tables_are_not_configured():
-    project = gold.load_project(dataclasses.replace(plan(), models_dir=BUNDLED_MODELS))
+    accounts = TableRef("public.accounts", "cdc.accounts", "lake", "cdc_db")
+    project = gold.load_project(dataclasses.replace(plan(), tables=(accounts,), models_dir=BUNDLED_MODELS,
+                                                    configured_tables=("public.accounts",)))
     assert not project.models and set(project.skipped) == {"gold_user_stats", "gold_revenue_by_product_day",
                                                            "gold_segment_summary"}
