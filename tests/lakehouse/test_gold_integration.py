@@ -21,9 +21,10 @@ from cdclake.source import connection
 from cdclake.source.workload import Workload
 from tests.conftest import capture_pipeline, unique
 from tests.lakehouse.conftest import wait_captured, write_pipeline
-from tests.lakehouse.test_lakehouse_integration import DEMO, QUIET, assert_exact, demo_capture
+from tests.lakehouse.test_lakehouse_integration import QUIET, assert_exact, demo_capture
 
 pytestmark = pytest.mark.integration
+TABLES = ["users", "orders"]
 
 # Names sort against the build order: a_top reads m_mid, which reads z_base.
 MODELS = {
@@ -73,10 +74,11 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
+@pytest.mark.timeout(1800)  # a guard on a loaded machine, not a timed assertion
 def test_ref_chain_builds_in_order_from_one_silver_point_and_data_tests_fail_the_run(stack, spark, cleanup,
                                                                                      tmp_path):
     tag = unique("gref")
-    pipeline, plan = demo_capture(stack, tag, DEMO, cleanup, ops=150)
+    pipeline, plan = demo_capture(stack, tag, TABLES, cleanup, ops=100)
     write_models(tmp_path)
     plan = dataclasses.replace(plan, models_dir=tmp_path)
     assert not runner.run(spark, plan, ["bronze", "silver"], progress=QUIET).failures
@@ -99,7 +101,7 @@ def test_ref_chain_builds_in_order_from_one_silver_point_and_data_tests_fail_the
     assert not any(g.rebuilt for g in runner.run(spark, plan, ["gold"], progress=QUIET).gold)
 
     # New changes: a child alone would read a stale parent, so --select refuses; +child builds all.
-    Workload(pipeline, seed=8, schema=tag).run(rate=500, ops=60, progress=QUIET)
+    Workload(pipeline, seed=8, schema=tag).run(rate=500, ops=40, progress=QUIET)
     wait_captured(pipeline, plan)
     assert not runner.run(spark, plan, ["bronze", "silver"], progress=QUIET).failures
     alone = runner.run(spark, plan, ["gold"], progress=QUIET, select=["m_mid"])
@@ -139,7 +141,7 @@ def test_ref_chain_builds_in_order_from_one_silver_point_and_data_tests_fail_the
 def test_gold_ls_and_an_unknown_ref_through_the_entry_point(stack, tmp_path):
     write_models(tmp_path)
     tag = unique("gls")
-    pipeline = capture_pipeline(stack, tag, DEMO)
+    pipeline = capture_pipeline(stack, tag, TABLES)
     pipeline = pipeline.model_copy(update={"lakehouse": pipeline.lakehouse.model_copy(
         update={"models_dir": str(tmp_path)})})
     config = write_pipeline(pipeline, tag)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from cdclake.cli import Context, cli, pass_ctx
@@ -56,7 +58,11 @@ def check(ctx: Context) -> None:
     report = check_source(ctx.pipeline())
     ctx.emit(report.as_dict(), _render_check)
     if not report.ready:
-        raise SourceNotReadyError(report)
+        error = SourceNotReadyError(report)
+        if ctx.output == "json":  # the report stays the one JSON document on stdout
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        raise error
 
 
 def _render_check(report: dict) -> str:
