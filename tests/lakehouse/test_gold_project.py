@@ -45,7 +45,8 @@ def test_select_one_model_its_ancestors_or_its_descendants(tmp_path: Path):
     assert [m.name for m in project.select(["+gold_a_top"])] == ["gold_z_base", "gold_m_mid", "gold_a_top"]
     assert [m.name for m in project.select(["m_mid+"])] == ["gold_m_mid", "gold_a_top"]
     assert len(project.select()) == 4
-    with pytest.raises(ModelError, match=r"unknown gold model 'gold_nope' in --select; models: gold_a_top, gold_lone, gold_m_mid, gold_z_base"):
+    known = "gold_a_top, gold_lone, gold_m_mid, gold_z_base"
+    with pytest.raises(ModelError, match=f"unknown gold model 'gold_nope' in --select; models: {known}"):
         project.select(["nope"])
 
 
@@ -64,7 +65,8 @@ def test_an_unknown_ref_names_the_model_the_line_and_the_known_models(tmp_path: 
 
 def test_an_unknown_source_names_the_model_the_line_and_the_configured_tables(tmp_path: Path):
     with pytest.raises(ModelError) as caught:
-        project_of(tmp_path, {"x.sql": "SELECT *\nFROM {{ userz }}"}, configured_tables=("public.users", "sales.orders"))
+        project_of(tmp_path, {"x.sql": "SELECT *\nFROM {{ userz }}"},
+                   configured_tables=("public.users", "sales.orders"))
     assert str(caught.value) == (f"{tmp_path}/gold/x.sql:2: model gold_x reads unknown source 'userz'; "
                                  "configured tables (source.tables): public.users, sales.orders")
 
@@ -96,7 +98,8 @@ def test_render_for_postgres_reads_parents_as_temporary_views(tmp_path: Path):
     assert gold.render_postgres(top, p) == 'SELECT count(*) AS n FROM pg_temp."gold_m_mid"'
     assert gold.postgres_views(project, top, p) == [
         'CREATE TEMPORARY VIEW "gold_z_base" AS SELECT id FROM "public"."users"',
-        'CREATE TEMPORARY VIEW "gold_m_mid" AS SELECT id FROM pg_temp."gold_z_base" JOIN "sales"."orders" o ON o.id = id']
+        'CREATE TEMPORARY VIEW "gold_m_mid" AS SELECT id FROM pg_temp."gold_z_base" '
+        'JOIN "sales"."orders" o ON o.id = id']
     spark_sql = gold.render_spark(project.models["gold_m_mid"], p, {"lake.cdc_db.silver_sales_orders": 9},
                                   {"gold_z_base": 4})
     assert spark_sql == ("SELECT id FROM lake.cdc_db.gold_z_base VERSION AS OF 4 JOIN "

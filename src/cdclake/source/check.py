@@ -16,8 +16,8 @@ from cdclake.config import Pipeline
 from cdclake.source import connection, rds
 from cdclake.source.exceptions import SourceError
 from cdclake.source.prepare import (
-    HEARTBEAT_TABLE, RDS, SIGNAL_TABLE, can_log_in, capture_password, capture_tables, grants, secrets_file, server_facts,
-    setting_problems,
+    HEARTBEAT_TABLE, RDS, SIGNAL_TABLE, can_log_in, capture_password, capture_tables, grants, secrets_file,
+    server_facts, setting_problems,
 )
 
 INIT = "`cdclake source init`"
@@ -231,7 +231,8 @@ def _slot(conn, pipeline: Pipeline, facts) -> list[Finding]:
                                    "FROM pg_replication_slots").fetchone()
         if used >= limit:
             return [Finding(name, False, f"not created yet, and all {limit} slots are in use",
-                            "drop an unused slot (pg_drop_replication_slot) or raise max_replication_slots", "superuser")]
+                            "drop an unused slot (pg_drop_replication_slot) or raise max_replication_slots",
+                            "superuser")]
         return [Finding(name, True, "not created yet: Debezium creates it when the connector starts "
                                     "(`cdclake connector apply`)")]
     plugin, database, active, wal_status = row

@@ -257,7 +257,8 @@ def _ensure_role(conn: psycopg.Connection, flavour: str, role: str, password: st
 
 def _set_password(conn: psycopg.Connection, role: str, password: str) -> None:
     try:
-        conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role),
+                                                                            sql.Literal(password)))
         return
     except psycopg.errors.InsufficientPrivilege:
         pass
@@ -286,7 +287,8 @@ def grants(database: str, tables: list[str], cdc_schema: str) -> list[tuple[str,
     out += [("USAGE", "schema", schema) for schema in sorted({t.split(".", 1)[0] for t in tables})]
     # Debezium writes the heartbeat (heartbeat.action.query) and incremental-snapshot
     # watermarks into the signal table; nothing else is writable.
-    writes = {f"{cdc_schema}.{HEARTBEAT_TABLE}": "INSERT, UPDATE", f"{cdc_schema}.{SIGNAL_TABLE}": "INSERT, UPDATE, DELETE"}
+    writes = {f"{cdc_schema}.{HEARTBEAT_TABLE}": "INSERT, UPDATE",
+              f"{cdc_schema}.{SIGNAL_TABLE}": "INSERT, UPDATE, DELETE"}
     out += [("SELECT", "table", table) for table in tables]
     out += [(rights, "table", table) for table, rights in writes.items()]
     return out

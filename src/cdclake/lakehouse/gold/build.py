@@ -79,7 +79,8 @@ def silver_beneath(plan: LakehousePlan, project: Project, model: Model) -> list[
     return sorted(names)
 
 
-def pin_silver(spark: SparkSession, plan: LakehousePlan, project: Project, models: list[Model]) -> dict[str, int | None]:
+def pin_silver(spark: SparkSession, plan: LakehousePlan, project: Project,
+               models: list[Model]) -> dict[str, int | None]:
     """The current snapshot of every silver table beneath ``models``, taken once for all."""
     names = sorted({name for model in models for name in silver_beneath(plan, project, model)})
     pinned = {}
