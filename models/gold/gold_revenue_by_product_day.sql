@@ -5,7 +5,7 @@ SELECT CAST(o.created_at AS DATE) AS order_date,
        COUNT(*) AS orders,
        SUM(o.quantity) AS units,
        SUM(o.total_amount) AS revenue
-FROM {{ orders }} o
-LEFT JOIN {{ products }} p ON p.id = o.product_id
+FROM {{ source('orders') }} o
+LEFT JOIN {{ source('products') }} p ON p.id = o.product_id
 WHERE o.status <> 'cancelled'
 GROUP BY CAST(o.created_at AS DATE), o.product_id, p.name

@@ -1,5 +1,4 @@
 -- The reference's user segments: order count and lifetime value of each active user.
--- {{ users }} is the silver table of source table users (PostgreSQL: the table itself).
 SELECT u.id AS user_id,
        u.name,
        COUNT(o.id) AS total_orders,
@@ -7,7 +6,7 @@ SELECT u.id AS user_id,
        CASE WHEN SUM(o.total_amount) > 10000 THEN 'VIP'
             WHEN SUM(o.total_amount) > 1000 THEN 'Gold'
             ELSE 'Silver' END AS segment
-FROM {{ users }} u
-LEFT JOIN {{ orders }} o ON u.id = o.user_id
+FROM {{ source('users') }} u
+LEFT JOIN {{ source('orders') }} o ON u.id = o.user_id
 WHERE u.is_active = true
 GROUP BY u.id, u.name

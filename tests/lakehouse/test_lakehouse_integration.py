@@ -44,7 +44,8 @@ def demo_capture(stack, tag: str, tables: list[str], cleanup, ops: int):
 
 def snapshot_ids(spark, plan) -> dict[str, int | None]:
     names = [r.bronze for r in plan.tables] + [r.silver for r in plan.tables]
-    names += [f"{plan.catalog.name}.{plan.namespace}.{m}" for m in ("gold_user_stats", "gold_revenue_by_product_day")]
+    names += [f"{plan.catalog.name}.{plan.namespace}.{m}" for m in ("gold_user_stats", "gold_revenue_by_product_day",
+                                                                      "gold_segment_summary")]
     return {n: latest_summary_value(spark, n, "-")[0] for n in names if spark.catalog.tableExists(n)}
 
 

@@ -167,7 +167,7 @@ def test_gold_models_render_for_spark_and_postgres(tmp_path: Path):
     p = plan(models_dir=tmp_path)
     (model,) = gold.load_models(p)
     assert model.name == "gold_user_stats" and model.inputs == ["orders", "users"]
-    assert gold.render_postgres(model, p) == 'SELECT count(*) FROM public.users u JOIN sales.orders o ON o.id = u.id'
+    assert gold.render_postgres(model, p).strip() == 'SELECT count(*) FROM public.users u JOIN sales.orders o ON o.id = u.id'
     spark_sql = gold.render_spark(model, p, {"lake.cdc_db.silver_users": 7, "lake.cdc_db.silver_sales__orders": None})
     assert "lake.cdc_db.silver_users VERSION AS OF 7 u" in spark_sql and "silver_sales__orders o" in spark_sql
 
@@ -176,7 +176,7 @@ def test_bundled_models_exist():
     names = {m.name for m in gold.load_models(plan().__class__(**{**plan().__dict__, "tables": (
         TableRef("public.users", "cdc.users", "lake", "cdc_db"), TableRef("public.orders", "cdc.orders", "lake", "cdc_db"),
         TableRef("public.products", "cdc.products", "lake", "cdc_db"))}))}
-    assert names == {"gold_user_stats", "gold_revenue_by_product_day"}
+    assert names == {"gold_user_stats", "gold_revenue_by_product_day", "gold_segment_summary"}
 
 
 # --- query and verify helpers -----------------------------------------------------------

@@ -14,18 +14,27 @@ TABLE_HELP = "only this source table: schema.table, or table for public (repeata
 @click.option("--continuous", is_flag=True, help="keep streaming with lakehouse.trigger_interval_seconds")
 @click.option("--available-now", is_flag=True, help="drain what Kafka holds now, then stop (the default)")
 @click.option("-t", "--table", "tables", multiple=True, help=TABLE_HELP)
+@click.option("-s", "--select", "select", multiple=True,
+              help="only this gold model (repeatable); +MODEL adds its ancestors, MODEL+ its descendants")
 @pass_ctx
-def run(ctx: Context, layer: str, continuous: bool, available_now: bool, tables: tuple[str, ...]) -> None:
+def run(ctx: Context, layer: str, continuous: bool, available_now: bool, tables: tuple[str, ...],
+        select: tuple[str, ...]) -> None:
     """Run the bronze, silver and gold jobs (all: in that order)."""
-    from cdclake.lakehouse import runner
+    from cdclake.lakehouse import gold, runner
 
     if continuous and available_now:
         raise click.UsageError("give --continuous or --available-now, not both")
+    if select and (continuous or layer not in ("gold", "all")):
+        raise click.UsageError("--select picks gold models: use it with `run gold` or `run all` (not --continuous)")
     plan = ctx.plan(tables)
+    if select:
+        gold.load_project(plan).select(select)  # a bad selector fails before Spark starts
     spark = ctx.spark(plan, f"cdclake-{layer}")
     layers = runner.layers_for(layer)
-    job = runner.run_continuous if continuous else runner.run
-    report = job(spark, plan, layers, progress=ctx.progress)
+    if continuous:
+        report = runner.run_continuous(spark, plan, layers, progress=ctx.progress)
+    else:
+        report = runner.run(spark, plan, layers, progress=ctx.progress, select=select)
     ctx.emit(_run_summary(report), _render_run)
     report.raise_on_failure()
 

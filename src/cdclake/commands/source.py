@@ -1,6 +1,8 @@
-"""``cdclake source init`` and ``cdclake load``."""
+"""``cdclake source init | check | drop`` and ``cdclake load``."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -42,6 +44,55 @@ def init(ctx: Context, demo: bool, seed: int) -> None:
     report = init_source(pipeline, progress=ctx.progress)
     ctx.emit(report.__dict__, lambda r: f"source {r['database']} ready: publication {r['publication']} over "
                                         f"{', '.join(r['tables'])}; capture role {r['capture_user']}")
+
+
+@source.command("check")
+@pass_ctx
+def check(ctx: Context) -> None:
+    """Report everything capture needs that the source lacks, each with its fix; changes nothing.
+
+    Exits 0 when ready, else with the source's exit code.
+    """
+    from cdclake.source.check import SourceNotReadyError, check_source
+
+    report = check_source(ctx.pipeline())
+    ctx.emit(report.as_dict(), _render_check)
+    if not report.ready:
+        error = SourceNotReadyError(report)
+        if ctx.output == "json":  # the report stays the one JSON document on stdout
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        raise error
+
+
+def _render_check(report: dict) -> str:
+    missing = sum(not f["ok"] for f in report["findings"])
+    state = "ready for capture" if report["ready"] else f"NOT ready: {missing} to fix"
+    lines = [f"source {report['database']} as {report['user']} ({report['flavour']}): {state}"]
+    for f in report["findings"]:
+        lines.append(f"  {'ok ' if f['ok'] else 'FIX'} {f['check']}: {f['detail']}")
+        if f["fix"]:
+            lines.append(f"      fix ({f['by']}): {f['fix']}")
+    return "\n".join(lines)
+
+
+@source.command("drop")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@pass_ctx
+def drop(ctx: Context, yes: bool) -> None:
+    """Undo `source init`: drop the slot, publication, capture role, heartbeat and signal tables.
+
+    The captured tables and their rows are not touched. Delete the connector first.
+    """
+    from cdclake.source.teardown import drop_source
+
+    pipeline = ctx.pipeline()
+    if not yes:
+        click.confirm(f"drop slot {pipeline.source.slot}, publication {pipeline.source.publication} and role "
+                      f"{pipeline.source.capture_user} on {pipeline.source.database}?", abort=True)
+    dropped = drop_source(pipeline, progress=ctx.progress)
+    ctx.emit({"dropped": dropped}, lambda r: f"dropped {len(r['dropped'])} object(s)" if r["dropped"]
+             else "nothing to drop")
 
 
 @cli.command()

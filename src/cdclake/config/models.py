@@ -227,7 +227,8 @@ class LakehouseConfig(Model):
         None, description="topics bronze reads: default kafka.topic_prefix (cdc.*); 'bronze' behind a stream processor")
     trigger_interval_seconds: int = Field(10, ge=1, description="continuous mode: micro-batch trigger interval")
     max_offsets_per_trigger: int | None = Field(None, ge=1, description="bronze: cap on records per micro-batch")
-    models_dir: str | None = Field(None, description="gold SQL models (gold/*.sql); default: the bundled models/")
+    models_dir: str | None = Field(None, description="gold models: gold/*.sql, their properties and data tests in "
+                                                     "gold/*.yml; default: the bundled demo models/")
     snapshot_retention_days: int = Field(7, ge=1, description="maintain: expire snapshots older than this")
     orphan_file_age_hours: int = Field(72, ge=24, description="maintain: only delete orphan files older than this")
     tombstone_retention_hours: int = Field(

@@ -25,7 +25,8 @@ BUNDLED_MODELS = Path(__file__).resolve().parents[3] / "models"  # in a source c
 BRONZE_OFFSETS_KEY = "cdclake.bronze.kafka-offsets"
 SILVER_WATERMARK_KEY = "cdclake.silver.bronze-snapshot-id"
 SILVER_TRUNCATE_KEY = "cdclake.silver.truncated-before-lsn"
-GOLD_INPUTS_KEY = "cdclake.gold.input-snapshots"
+GOLD_INPUTS_KEY = "cdclake.gold.input-snapshots"  # every silver table beneath the model
+GOLD_MODEL_KEY = "cdclake.gold.model"  # the model's SQL/tests digest and the gold models it read
 
 # Table properties every cdclake table gets: format v2, merge-on-read row-level changes.
 TABLE_PROPERTIES = {
@@ -136,6 +137,10 @@ class LakehousePlan:
     source_connect: Callable[..., psycopg.Connection] | None = field(default=None, compare=False, repr=False)
     log_dir: Path | None = None  # a local Spark's engine logs go to a file here; None: the console
     state_dir: Path | None = None  # the run ledger (monitoring/runs.py) lives here; None: not recorded
+    configured_tables: tuple[TableId, ...] = ()  # every source.tables entry, though `tables` may be a -t selection
+
+    def __post_init__(self):  # tables given as text (tests) are parsed once, as TableRef does
+        object.__setattr__(self, "configured_tables", tuple(TableId.parse(t) for t in self.configured_tables))
 
     def table(self, name: str) -> TableRef:
         """The configured table called ``name``: as in source.tables (``users``, ``public.users``,
@@ -201,6 +206,7 @@ def plan_from_pipeline(pipeline: Pipeline, tables: list[str] | None = None) -> L
         source_connect=functools.partial(connection.connect, pipeline),
         log_dir=pipeline.state_dir / "logs",
         state_dir=pipeline.state_dir,
+        configured_tables=tuple(pipeline.source.tables),
     )
 
 

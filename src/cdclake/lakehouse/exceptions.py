@@ -35,6 +35,17 @@ class ModelError(LakehouseError):
     """A gold model file is invalid or names an unknown table."""
 
 
+class ModelTestError(ModelError):
+    """A gold model's data tests failed: the model was not published."""
+
+    def __init__(self, model: str, failures: list[str]):
+        super().__init__(f"{model}: {len(failures)} data test(s) failed, table left as it was: "
+                         + "; ".join(failures) + "; fix the model or its data, or the test in the models' YAML",
+                         table=model)
+        self.model = model
+        self.failures = failures
+
+
 class JobsFailedError(LakehouseError):
     """Some tables failed while the others went on; carries every failure."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -100,38 +100,50 @@ def run_silver_table(spark: SparkSession, plan: LakehousePlan, ref: TableRef, re
                  f"{result.bronze_snapshot} in {result.seconds:.1f}s")
 
 
-def run_gold(spark: SparkSession, plan: LakehousePlan, report: RunReport, progress: Progress) -> None:
+def run_gold(spark: SparkSession, plan: LakehousePlan, report: RunReport, progress: Progress,
+             select: Sequence[str] = ()) -> dict[str, str]:
+    """The gold models (``select``: dbt-style selectors, default all); each failure reported by
+    model. Returns this run's failures."""
     try:
-        results = gold.run(spark, plan)
+        results = gold.run(spark, plan, select)
     except LakehouseError as exc:
         report.failures["gold"] = str(exc)
         progress(f"gold: FAILED: {exc}")
-        return
+        return {"gold": str(exc)}
     report.gold.extend(results)
+    failed = {}
     for result in results:
-        if result.rebuilt:
-            progress(f"gold {result.model}: rebuilt in {result.seconds:.1f}s")
+        if result.error:
+            report.failures[result.model] = failed[result.model] = result.error
+            progress(f"gold {result.model}: FAILED: {result.error}")
+        elif result.rebuilt:
+            tests = f", {result.tests} data test(s) passed" if result.tests else ""
+            progress(f"gold {result.model}: rebuilt in {result.seconds:.1f}s{tests}")
+    return failed
 
 
 def recorded(plan: LakehousePlan, report: RunReport, job: str, keys: list[str], work: Callable[[], Any]) -> None:
     """Run ``work`` (one layer over the tables ``keys``) and add it to the run ledger.
 
     The keys' earlier failures are cleared first: in continuous mode a table that failed
-    and then merged is healthy again.
+    and then merged is healthy again. A ``work`` that returns a dict names its failures
+    itself (gold: by model).
     """
     for key in keys:
         report.failures.pop(key, None)
-    started = time.time()
+    started, returned = time.time(), None
     try:
-        work()
+        returned = work()
     finally:
         if plan.state_dir is not None:
-            failures = {key: report.failures[key] for key in keys if key in report.failures}
+            failures = returned if isinstance(returned, dict) else {
+                key: report.failures[key] for key in keys if key in report.failures}
             record_job(plan.state_dir, JobRun(job, started, time.time() - started, failures))
 
 
-def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: Progress = print) -> RunReport:
-    """Run the layers once, in order (bronze drains Kafka and stops)."""
+def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: Progress = print,
+        select: Sequence[str] = ()) -> RunReport:
+    """Run the layers once, in order (bronze drains Kafka and stops; ``select`` picks gold models)."""
     report = RunReport(layers)
     if "bronze" in layers:
         recorded(plan, report, "bronze", [r.source for r in plan.tables],
@@ -147,7 +159,7 @@ def run(spark: SparkSession, plan: LakehousePlan, layers: list[str], progress: P
 
         recorded(plan, report, "silver", [r.source for r in todo], merge_all)
     if "gold" in layers:
-        recorded(plan, report, "gold", ["gold"], lambda: run_gold(spark, plan, report, progress))
+        recorded(plan, report, "gold", ["gold"], lambda: run_gold(spark, plan, report, progress, select))
     return report
 
 

@@ -255,26 +255,89 @@ def role_statements(flavour: str, role: str, password: str, exists: bool) -> lis
 
 
 def _ensure_role(conn: psycopg.Connection, flavour: str, role: str, password: str, report: InitReport) -> None:
-    exists = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
-    for statement in role_statements(flavour, role, password, exists):
-        conn.execute(statement)
-    if not exists:
+    """Create the role, or bring it to least privilege; a non-superuser only sets its password.
+
+    On self-managed PostgreSQL only a superuser may give (or take away) REPLICATION, so when
+    init runs as the database owner, a superuser creates the role once; init then sets the
+    password Kafka Connect uses, or (PostgreSQL 15 and older, where only a superuser may
+    alter a REPLICATION role) checks that the one in the secrets file logs in
+    (docs/your-database.md).
+    """
+    row = conn.execute("SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    admin_is_superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+    if row is not None and not admin_is_superuser and flavour != RDS:
+        if row[1] or not row[0]:
+            raise SourceError(f"role {role} {'is a superuser' if row[1] else 'lacks REPLICATION'} and only a "
+                              f"superuser can change that: run ALTER ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER "
+                              "as one, then rerun `cdclake source init`")
+        _set_password(conn, role, password)
+        return
+    try:
+        for statement in role_statements(flavour, role, password, row is not None):
+            conn.execute(statement)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise SourceError(f"cannot create role {role}: {_one_line(exc)}; have a superuser run CREATE ROLE {role} "
+                          "WITH LOGIN REPLICATION, then rerun `cdclake source init` (it sets the password); "
+                          "`cdclake source check` lists what else is missing") from exc
+    if row is None:
         how = f"LOGIN, member of {rds.REPLICATION_ROLE}" if flavour == RDS else "LOGIN REPLICATION"
         report.created.append(f"role {role} ({how}, not superuser)")
 
 
-def _grant(conn: psycopg.Connection, database: str, role: str, tables: list[TableId], cdc_schema: str) -> None:
-    r = sql.Identifier(role)
-    conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), r))
-    for schema in sorted({t.schema for t in tables}):
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), r))
-    for table in tables:
-        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table.schema, table.name), r))
+def _set_password(conn: psycopg.Connection, role: str, password: str) -> None:
+    try:
+        conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role),
+                                                                            sql.Literal(password)))
+        return
+    except psycopg.errors.InsufficientPrivilege:
+        pass
+    if not can_log_in(conn, role, password):
+        raise SourceError(f"cannot set the password of role {role} (before PostgreSQL 16 only a superuser may alter "
+                          "a REPLICATION role), and the password in the secrets file does not log in: write the "
+                          "role's password there as password=... (see `cdclake source check`), or have a superuser "
+                          f"ALTER ROLE {role} PASSWORD to the one in that file; then rerun `cdclake source init`")
+
+
+def can_log_in(conn: psycopg.Connection, role: str, password: str) -> bool:
+    """Whether ``role`` logs in to this connection's database with ``password``."""
+    info = conn.info
+    try:
+        psycopg.connect(host=info.host, port=info.port, dbname=info.dbname, user=role, password=password,
+                        connect_timeout=5).close()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def grants(database: str, tables: list[TableId], cdc_schema: str) -> list[tuple[str, str, str]]:
+    """What the capture role is granted, as (privileges, kind, object): ``source init`` grants
+    them, ``source check`` looks for them, ``source drop`` revokes them."""
+    out = [("CONNECT", "database", database)]
+    out += [("USAGE", "schema", schema) for schema in sorted({t.schema for t in tables})]
     # Debezium writes the heartbeat (heartbeat.action.query) and incremental-snapshot
     # watermarks into the signal table; nothing else is writable.
-    for table, rights in ((HEARTBEAT_TABLE, "INSERT, UPDATE"), (SIGNAL_TABLE, "INSERT, UPDATE, DELETE")):
-        conn.execute(sql.SQL("GRANT {} ON {}.{} TO {}").format(
-            sql.SQL(rights), sql.Identifier(cdc_schema), sql.Identifier(table), r))
+    writes = {TableId(cdc_schema, HEARTBEAT_TABLE): "INSERT, UPDATE",
+              TableId(cdc_schema, SIGNAL_TABLE): "INSERT, UPDATE, DELETE"}
+    out += [("SELECT", "table", table) for table in tables]
+    out += [(rights, "table", table) for table, rights in writes.items()]
+    return out
+
+
+def grant_statements(role: str, database: str, tables: list[TableId], cdc_schema: str,
+                     revoke: bool = False) -> list[sql.Composed]:
+    verb, to = ("REVOKE", "FROM") if revoke else ("GRANT", "TO")
+    statements = []
+    for privileges, kind, target in grants(database, tables, cdc_schema):
+        name = sql.Identifier(target.schema, target.name) if kind == "table" else sql.Identifier(target)
+        statements.append(sql.SQL("{} {} ON {} {} {} {}").format(
+            sql.SQL(verb), sql.SQL(privileges), sql.SQL(kind.upper() if kind != "table" else "TABLE"), name,
+            sql.SQL(to), sql.Identifier(role)))
+    return statements
+
+
+def _grant(conn: psycopg.Connection, database: str, role: str, tables: list[TableId], cdc_schema: str) -> None:
+    for statement in grant_statements(role, database, tables, cdc_schema):
+        conn.execute(statement)
 
 
 def _ensure_publication(conn: psycopg.Connection, name: str, tables: list[TableId], report: InitReport) -> None:

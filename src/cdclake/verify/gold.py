@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from cdclake.lakehouse.configuration import LakehousePlan
-from cdclake.lakehouse.gold import Model, render_postgres
+from cdclake.lakehouse.gold import Model, Project, postgres_views, render_postgres
 from cdclake.verify.normalize import canonical
 
 EXAMPLES = 5
+
+
+def value(v: Any) -> Any:
+    """A number by its value: PostgreSQL's sum(bigint) is numeric where Spark's is bigint."""
+    return canonical(Decimal(v)) if isinstance(v, int) and not isinstance(v, bool) else canonical(v)
 
 
 @dataclass
@@ -27,8 +33,11 @@ class GoldReport:
         return self.error is None and not self.only_in_source and not self.only_in_gold
 
 
-def verify_model(plan: LakehousePlan, model: Model, catalog: Any) -> GoldReport:
-    """Compare ``gold_<model>`` with its SQL computed by PostgreSQL (as multisets of rows)."""
+def verify_model(plan: LakehousePlan, project: Project, model: Model, catalog: Any) -> GoldReport:
+    """Compare ``gold_<model>`` with its SQL computed by PostgreSQL (as multisets of rows).
+
+    The models it refs are computed by PostgreSQL too (temporary views), from the source.
+    """
     report = GoldReport(model.name)
     try:
         table = catalog.load_table(f"{plan.namespace}.{model.name}")
@@ -37,11 +46,13 @@ def verify_model(plan: LakehousePlan, model: Model, catalog: Any) -> GoldReport:
         return report
     with plan.connect_source() as conn:
         conn.execute("SET TIME ZONE 'UTC'")
+        for statement in postgres_views(project, model, plan):
+            conn.execute(statement)
         cur = conn.execute(render_postgres(model, plan))
         names = [d.name for d in cur.description]
-        source = Counter(tuple(canonical(v) for v in row) for row in cur)
+        source = Counter(tuple(value(v) for v in row) for row in cur)
     arrow = table.scan(selected_fields=tuple(names)).to_arrow()
-    gold = Counter(tuple(canonical(v) for v in row) for row in zip(*(arrow.column(n).to_pylist() for n in names)))
+    gold = Counter(tuple(value(v) for v in row) for row in zip(*(arrow.column(n).to_pylist() for n in names)))
     report.source_rows, report.gold_rows = sum(source.values()), sum(gold.values())
     report.only_in_source = [dict(zip(names, r)) for r in list((source - gold).elements())[:EXAMPLES]]
     report.only_in_gold = [dict(zip(names, r)) for r in list((gold - source).elements())[:EXAMPLES]]

@@ -8,7 +8,7 @@ from typing import Any
 
 from cdclake.lakehouse.catalog import pyiceberg_catalog
 from cdclake.lakehouse.configuration import LakehousePlan
-from cdclake.lakehouse.gold import load_models
+from cdclake.lakehouse.gold import load_project
 from cdclake.monitoring.runs import record_verify
 from cdclake.verify.exceptions import VerifyError
 from cdclake.verify.gold import GoldReport, verify_model
@@ -44,8 +44,9 @@ def verify(plan: LakehousePlan, table: str | None = None, gold: bool = True, pro
         report.tables.append(result)
         progress(render_table(result))
     if gold and not table:
-        for model in load_models(plan):
-            result = verify_model(plan, model, catalog)
+        project = load_project(plan)
+        for model in project.models.values():
+            result = verify_model(plan, project, model, catalog)
             report.gold.append(result)
             progress(render_gold(result))
     if plan.state_dir is not None:

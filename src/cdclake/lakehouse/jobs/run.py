@@ -5,7 +5,8 @@ Arguments (Glue style, ``--KEY value``):
 - ``--config``: pipeline.yaml (on Glue ship it with ``--extra-files``; it lands in the cwd);
 - ``--layer``: bronze | silver | gold | all (default all);
 - ``--mode``: available-now | continuous (default available-now);
-- ``--tables``: comma-separated source tables, quoted as in PostgreSQL (default: all configured).
+- ``--tables``: comma-separated source tables, quoted as in PostgreSQL (default: all configured);
+- ``--select``: comma-separated gold models, dbt-style (``+model`` adds its ancestors).
 
 Example::
 
@@ -19,7 +20,7 @@ import sys
 
 from cdclake.lakehouse.jobs.args import run_job
 
-DEFAULTS = {"layer": "all", "mode": "available-now", "tables": ""}
+DEFAULTS = {"layer": "all", "mode": "available-now", "tables": "", "select": ""}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +37,11 @@ def _run(args: dict[str, str]) -> None:
     tables = split_list(args["tables"])
     plan = plan_from_pipeline(load(args["config"]), tables or None)
     spark = session(plan, f"cdclake-{args['layer']}")
-    job = runner.run_continuous if args["mode"] == "continuous" else runner.run
-    report = job(spark, plan, runner.layers_for(args["layer"]), progress=lambda m: print(m, flush=True))
+    layers, progress = runner.layers_for(args["layer"]), (lambda m: print(m, flush=True))
+    if args["mode"] == "continuous":
+        report = runner.run_continuous(spark, plan, layers, progress=progress)
+    else:
+        report = runner.run(spark, plan, layers, progress=progress, select=[s for s in args["select"].split(",") if s])
     report.raise_on_failure()
 
 
