@@ -100,10 +100,10 @@ def test_render_for_postgres_reads_parents_as_temporary_views(tmp_path: Path):
         'CREATE TEMPORARY VIEW "gold_z_base" AS SELECT id FROM public.users',
         'CREATE TEMPORARY VIEW "gold_m_mid" AS SELECT id FROM pg_temp."gold_z_base" '
         'JOIN sales.orders o ON o.id = id']
-    spark_sql = gold.render_spark(project.models["gold_m_mid"], p, {"lake.cdc_db.silver_sales_orders": 9},
+    spark_sql = gold.render_spark(project.models["gold_m_mid"], p, {"lake.cdc_db.silver_sales__orders": 9},
                                   {"gold_z_base": 4})
     assert spark_sql == ("SELECT id FROM lake.cdc_db.gold_z_base VERSION AS OF 4 JOIN "
-                         "lake.cdc_db.silver_sales_orders VERSION AS OF 9 o ON o.id = id")
+                         "lake.cdc_db.silver_sales__orders VERSION AS OF 9 o ON o.id = id")
 
 
 SCHEMA = """
