@@ -127,6 +127,7 @@ def cli(aws, config: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.timeout(3600)  # four Spark job processes and a capture, on a shared 2-core machine
 def test_bronze_silver_gold_as_glue_jobs_on_emulated_aws(stack, glue_spark, aws, cleanup):
     tag = unique("glue")
     captured, _ = demo_capture(stack, tag, DEMO, cleanup, ops=300)
