@@ -149,7 +149,7 @@ def test_bronze_silver_gold_as_glue_jobs_on_emulated_aws(stack, glue_spark, aws,
 
     # The tables are Iceberg tables in the Glue catalog, their files in the bucket.
     glue_tables = {t["Name"]: t for t in aws.client("glue").get_tables(DatabaseName=plan.namespace)["TableList"]}
-    expected = {f"{layer}_{t}" for layer in ("bronze", "silver") for t in DEMO} | {"gold_user_stats"}
+    expected = {f"{layer}_{plan.table(t).base}" for layer in ("bronze", "silver") for t in DEMO} | {"gold_user_stats"}
     assert expected <= set(glue_tables), sorted(glue_tables)
     for table in expected:
         params = glue_tables[table]["Parameters"]
