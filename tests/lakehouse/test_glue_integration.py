@@ -162,7 +162,7 @@ def test_bronze_silver_gold_as_glue_jobs_on_emulated_aws(stack, glue_spark, aws,
 
     # `cdclake sql` reads the same tables through pyiceberg's GlueCatalog (DuckDB engine).
     answer = cli(aws, config, "--output", "json", "sql",
-                 f"SELECT count(*) AS n, sum(quantity) AS q FROM {plan.namespace}.silver_orders")
+                 f"SELECT count(*) AS n, sum(quantity) AS q FROM {plan.table('orders').silver_short}")
     assert answer.returncode == 0, answer.stderr[-2000:]
     expected_orders = source_rows(captured, f"{tag}.orders", "count(*), sum(quantity)")[0]
     assert [(int(r["n"]), int(r["q"])) for r in json.loads(answer.stdout)] == [expected_orders]
