@@ -99,6 +99,16 @@ def test_glue_jobs_carry_iceberg_and_the_glue_catalog_conf(rendered):
     assert "jdbc" not in conf
 
 
+def test_emulator_endpoints_never_reach_the_deployed_pipeline(pipeline):
+    from cdclake.deploy.render import aws_pipeline
+
+    local = pipeline.model_copy(update={"lakehouse": pipeline.lakehouse.model_copy(update={
+        "glue_endpoint": "http://127.0.0.1:5000", "s3_endpoint": "http://127.0.0.1:5000",
+        "s3_path_style_access": True})})
+    lake = aws_pipeline(local, layout(local.deploy.aws)).lakehouse
+    assert (lake.glue_endpoint, lake.s3_endpoint, lake.s3_path_style_access) == (None, None, False)
+
+
 def test_deployed_pipeline_loads_and_targets_aws(rendered):
     deployed = load(rendered / "artifacts" / "pipeline.yaml", environ={})
     assert deployed.airflow.target == "aws" and deployed.lakehouse.backend == "glue"

@@ -86,6 +86,26 @@ def test_spark_conf_glue_catalog_and_s3fileio():
     assert "spark.sql.catalog.lake.type" not in conf and "spark.driver.bindAddress" not in conf
 
 
+def test_glue_endpoint_overrides_reach_spark_and_pyiceberg():
+    from cdclake.lakehouse.catalog import glue_properties
+
+    moto = "http://127.0.0.1:5000"
+    glue = CatalogSettings("lake", "glue", "s3://bucket/iceberg", region="us-east-1", glue_endpoint=moto,
+                           s3_endpoint=moto, s3_path_style_access=True)
+    conf = as_spark_conf(LakehousePlan(catalog=glue, namespace="cdc_db", tables=(), bootstrap="b:9092",
+                                       checkpoints="s3://bucket/cp", spark_master="glue"))
+    assert {k: conf[f"spark.sql.catalog.lake.{k}"] for k in ("glue.endpoint", "s3.endpoint", "s3.path-style-access",
+                                                             "client.region")} == {
+        "glue.endpoint": moto, "s3.endpoint": moto, "s3.path-style-access": "true", "client.region": "us-east-1"}
+    assert glue_properties(glue) == {"warehouse": "s3://bucket/iceberg", "glue.region": "us-east-1",
+                                     "s3.region": "us-east-1", "glue.endpoint": moto, "s3.endpoint": moto}
+    plain = CatalogSettings("lake", "glue", "s3://bucket/iceberg")  # on AWS: the region's endpoints
+    assert not [k for k in as_spark_conf(LakehousePlan(catalog=plain, namespace="n", tables=(), bootstrap="b",
+                                                       checkpoints="c", spark_master="glue"))
+                if k.endswith(("endpoint", "path-style-access"))]
+    assert glue_properties(plain) == {"warehouse": "s3://bucket/iceberg"}
+
+
 def test_glue_style_job_arguments():
     argv = ["job.py", "--JOB_NAME", "x", "--config", "p.yaml", "--layer=silver", "--job-bookmark-option", "off"]
     got = resolved_options(argv, ["config", "layer", "mode"], {"layer": "all", "mode": "available-now"})

@@ -234,6 +234,12 @@ class LakehouseConfig(Model):
     tombstone_retention_hours: int = Field(
         168, ge=1, description="silver keeps deleted keys' tombstones this long; must cover Debezium's replay window")
     aws_region: str | None = Field(None, description="glue backend: AWS region of the Glue catalog and S3")
+    glue_endpoint: str | None = Field(
+        None, description="glue backend: Glue API endpoint override (LocalStack, moto); default: the region's")
+    s3_endpoint: str | None = Field(
+        None, description="glue backend: S3 endpoint override (MinIO, LocalStack, moto); default: the region's")
+    s3_path_style_access: bool = Field(
+        False, description="glue backend: path-style S3 URLs (http://host/bucket/key), as MinIO and moto need")
 
     @field_validator("catalog", "namespace", "catalog_database")
     @classmethod

@@ -112,6 +112,8 @@ def aws_pipeline(pipeline: Pipeline, net: Layout) -> Pipeline:
                     "replication_factor": aws.kafka_replication_factor}
     raw["connect"] = {**_without(raw["connect"], "managed", "port", "heap", "workers"),
                       "url": f"http://connect.{aws.name}.internal:8083", "password_env": PASSWORD_ENV}
+    # Endpoint overrides are for emulators (moto, LocalStack, MinIO); on AWS the region's endpoints.
+    raw["lakehouse"] = _without(raw["lakehouse"], "glue_endpoint", "s3_endpoint", "s3_path_style_access")
     raw["lakehouse"].update({"backend": "glue", "warehouse": f"{bucket}/iceberg", "aws_region": aws.region,
                              "checkpoints": f"{bucket}/checkpoints"})
     raw["spark"] = {**raw["spark"], "master": "glue"}

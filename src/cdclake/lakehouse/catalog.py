@@ -22,10 +22,7 @@ def pyiceberg_catalog(plan: LakehousePlan) -> Any:
         if cat.backend == "glue":
             from pyiceberg.catalog.glue import GlueCatalog
 
-            props = {"warehouse": cat.warehouse}
-            if cat.region:
-                props.update({"glue.region": cat.region, "s3.region": cat.region})
-            return GlueCatalog(cat.name, **props)
+            return GlueCatalog(cat.name, **glue_properties(cat))
         from pyiceberg.catalog.sql import SqlCatalog
     except ImportError as exc:
         raise NotInstalledError("pyiceberg is not installed; pip install 'cdclake[lakehouse]'") from exc
@@ -37,3 +34,14 @@ def pyiceberg_catalog(plan: LakehousePlan) -> Any:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise LakehouseError(f"cannot reach the Iceberg catalog database ({cat.jdbc_url}): {reason}; "
                              "start the stack with `cdclake up`, or check lakehouse.catalog_database") from exc
+
+
+def glue_properties(cat) -> dict[str, str]:
+    """pyiceberg's GlueCatalog properties: the warehouse, region and endpoint overrides.
+
+    pyarrow's S3 filesystem uses path-style URLs whenever an endpoint is overridden, so
+    ``s3_path_style_access`` needs no key of its own here.
+    """
+    props = {"warehouse": cat.warehouse, "glue.region": cat.region, "s3.region": cat.region,
+             "glue.endpoint": cat.glue_endpoint, "s3.endpoint": cat.s3_endpoint}
+    return {key: value for key, value in props.items() if value}

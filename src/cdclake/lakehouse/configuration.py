@@ -111,6 +111,9 @@ class CatalogSettings:
     password: SecretStr | None = None
     sqlalchemy_url: SecretStr | None = None
     region: str | None = None
+    glue_endpoint: str | None = None  # emulators (moto, LocalStack) and other Glue-compatible services
+    s3_endpoint: str | None = None
+    s3_path_style_access: bool = False
 
     def __repr__(self) -> str:  # never a password, even by accident
         return f"CatalogSettings(name={self.name!r}, backend={self.backend!r}, warehouse={self.warehouse!r})"
@@ -243,7 +246,9 @@ def _catalog_settings(pipeline: Pipeline) -> CatalogSettings:
         if not pipeline.lakehouse.warehouse:
             raise LakehouseError("lakehouse.backend is glue but lakehouse.warehouse is not set; "
                                  "set it to an s3:// path, e.g. s3://my-bucket/iceberg")
-        return CatalogSettings(lake.catalog, "glue", pipeline.warehouse, region=lake.aws_region)
+        return CatalogSettings(lake.catalog, "glue", pipeline.warehouse, region=lake.aws_region,
+                               glue_endpoint=lake.glue_endpoint, s3_endpoint=lake.s3_endpoint,
+                               s3_path_style_access=lake.s3_path_style_access)
     dsn = connection.admin_dsn(pipeline, lake.catalog_database)
     parts = urlsplit(dsn)
     return CatalogSettings(

@@ -44,8 +44,7 @@ def catalog_conf(plan: LakehousePlan) -> dict[str, str]:
     conf = {prefix: SPARK_CATALOG, f"{prefix}.warehouse": cat.warehouse, f"{prefix}.cache-enabled": "false"}
     if cat.backend == "glue":
         conf.update({f"{prefix}.catalog-impl": GLUE_CATALOG, f"{prefix}.io-impl": S3_FILE_IO})
-        if cat.region:
-            conf[f"{prefix}.client.region"] = cat.region
+        conf.update({f"{prefix}.{key}": value for key, value in glue_client_properties(cat).items()})
         return conf
     conf.update({
         f"{prefix}.type": "jdbc",
@@ -58,6 +57,13 @@ def catalog_conf(plan: LakehousePlan) -> dict[str, str]:
         # Spark redacts keys matching (?i)password in its UI and logs.
         conf[f"{prefix}.jdbc.password"] = cat.password.get_secret_value()
     return conf
+
+
+def glue_client_properties(cat) -> dict[str, str]:
+    """Iceberg's AWS client properties (region, endpoint overrides) for a glue catalog."""
+    props = {"client.region": cat.region, "glue.endpoint": cat.glue_endpoint, "s3.endpoint": cat.s3_endpoint,
+             "s3.path-style-access": "true" if cat.s3_path_style_access else None}
+    return {key: value for key, value in props.items() if value}
 
 
 def as_spark_conf(plan: LakehousePlan, jars: list[str] | None = None,

@@ -12,14 +12,13 @@ import psycopg
 from pydantic import SecretStr
 
 from cdclake.config import Pipeline, mask_dsn, with_password
-from cdclake.stack.postgres import LocalPostgres
 
 
 def admin_dsn(pipeline: Pipeline, database: str | None = None) -> str:
     """The source DSN without a password (safe to print)."""
     src = pipeline.source
     if src.is_managed:
-        return LocalPostgres(pipeline.state_dir, src.port).dsn(database or src.database)
+        return _local(pipeline).dsn(database or src.database)
     dsn = src.dsn
     if database:
         dsn = urlsplit(dsn)._replace(path=f"/{database}").geturl()
@@ -29,9 +28,16 @@ def admin_dsn(pipeline: Pipeline, database: str | None = None) -> str:
 def admin_password(pipeline: Pipeline) -> SecretStr | None:
     src = pipeline.source
     if src.is_managed:
-        pg = LocalPostgres(pipeline.state_dir, src.port)
+        pg = _local(pipeline)
         return SecretStr(pg.password()) if pg.password_file.exists() else None
     return src.password
+
+
+def _local(pipeline: Pipeline):
+    # Imported here: a job on AWS Glue reaches its source by address and has no local stack.
+    from cdclake.stack.postgres import LocalPostgres
+
+    return LocalPostgres(pipeline.state_dir, pipeline.source.port)
 
 
 def connect(pipeline: Pipeline, database: str | None = None, **kwargs) -> psycopg.Connection:
