@@ -42,7 +42,7 @@ TABLE = "events"
 
 def isolated(pipeline: Pipeline, tag: str) -> Pipeline:
     """The pipeline with the benchmark's own schema, slot, publication, topics and connector."""
-    src = pipeline.source.model_copy(update={"tables": [f"{tag}.{TABLE}"], "publication": f"pub_{tag}",
+    src = pipeline.source.with_tables([f"{tag}.{TABLE}"], **{"publication": f"pub_{tag}",
                                              "slot": f"slot_{tag}", "capture_user": f"dbz_{tag}",
                                              "cdc_schema": f"cdc_{tag}"})
     return pipeline.model_copy(update={

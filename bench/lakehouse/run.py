@@ -123,7 +123,7 @@ def bench_freshness(spark, pipeline, plan: LakehousePlan, seconds: int = 120, ra
         conn.execute("CREATE TABLE IF NOT EXISTS public.bench_fresh (id bigserial PRIMARY KEY, "
                      "committed_at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)")
     tables = list(dict.fromkeys([*pipeline.source.tables, table]))
-    pipeline = pipeline.model_copy(update={"source": pipeline.source.model_copy(update={"tables": tables})})
+    pipeline = pipeline.model_copy(update={"source": pipeline.source.with_tables(tables)})
     init_source(pipeline, progress=lambda m: None)
     service.apply(pipeline, progress=lambda m: None)
     plan = plan_from_pipeline(pipeline, [table])

@@ -89,7 +89,7 @@ def measure(base: Pipeline, scale: int, seconds: int, clients: int) -> dict:
     tag = f"bench_{uuid.uuid4().hex[:6]}"
     pipeline = isolated(base, tag)
     pipeline = pipeline.model_copy(update={  # streaming overhead, not a snapshot: no_data
-        "source": pipeline.source.model_copy(update={"tables": [f"{tag}.{t}" for t in CAPTURED]}),
+        "source": pipeline.source.with_tables([f"{tag}.{t}" for t in CAPTURED]),
         "connect": pipeline.connect.model_copy(update={"snapshot_mode": "no_data"})})
     try:
         return run(pipeline, tag, scale, seconds, clients)

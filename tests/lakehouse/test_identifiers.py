@@ -76,7 +76,7 @@ def identifiers_capture(stack, cleanup):
     tag = unique("ident")
     tables = tables_of(tag)
     pipeline = lake_pipeline(stack, tag, [])
-    source = pipeline.source.model_copy(update={"tables": [TableId.parse(t) for t in tables]})
+    source = pipeline.source.with_tables(tables)
     # A dotted topic prefix: every topic name is decided by config/tables.py topic_name.
     kafka = pipeline.kafka.model_copy(update={"topic_prefix": f"cdc.{tag}"})
     pipeline = pipeline.model_copy(update={"source": source, "kafka": kafka})

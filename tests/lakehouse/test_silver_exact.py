@@ -216,7 +216,7 @@ def test_truncate_empties_silver_at_its_position_and_replays_stay_out(stack, spa
 
 
 def with_tables(pipeline, plan_tables: list[str]):
-    source = pipeline.source.model_copy(update={"tables": plan_tables})
+    source = pipeline.source.with_tables(plan_tables)
     return pipeline.model_copy(update={"source": source})
 
 

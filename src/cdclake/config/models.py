@@ -123,6 +123,10 @@ class SourceConfig(ManagedOrAddress):
                              f"make them the same (or drop source.database: it defaults to the DSN's)")
         self.database = _check_ident(in_dsn, "the database in source.dsn")
 
+    def with_tables(self, tables: list[str], **changes) -> SourceConfig:
+        """A copy capturing ``tables`` (parsed like source.tables: ``model_copy`` alone would not)."""
+        return self.model_copy(update={"tables": [TableId.parse(t) for t in tables], **changes})
+
     def resolve_table(self, name: str) -> TableId:
         """The configured table a user named: ``schema.table``, or ``table`` for ``public``,
         quoted as in PostgreSQL (``'sales."Sales Lines"'``).

@@ -121,7 +121,7 @@ def read_schema(conn: psycopg.Connection, table: TableId, key_columns: tuple[str
         columns = _keyed_by(table, columns, key_columns)
     result = TableSchema(table, columns)
     if result.keyless:
-        identity = conn.execute(REPLICA_IDENTITY_SQL, (schema, name)).fetchone()[0]
+        identity = conn.execute(REPLICA_IDENTITY_SQL, (table.schema, table.name)).fetchone()[0]
         if identity != "f":
             raise SourceTableError(keyless_identity_problem(table, identity), table=table)
     return result
