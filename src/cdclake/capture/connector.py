@@ -81,7 +81,11 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "snapshot.mode": connect.snapshot_mode,
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive",
-        "interval.handling.mode": "numeric",
+        # ISO 8601 with each field kept (numeric would fold months into 30.4375 days).
+        "interval.handling.mode": "string",
+        # Types Debezium does not know (tsquery, line, box, multiranges, composites, ...) arrive
+        # as base64 of PostgreSQL's text instead of being dropped from the event.
+        "include.unknown.datatypes": "true",
         "hstore.handling.mode": "json",
         "binary.handling.mode": "base64",
         "tombstones.on.delete": "false",

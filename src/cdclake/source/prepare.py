@@ -3,7 +3,8 @@
 - detects the flavour (self-managed PostgreSQL, or Amazon RDS / Aurora) and checks the
   settings logical decoding needs there (``wal_level``, or RDS's ``rds.logical_replication``
   parameter), printing the exact fix; it never runs ``ALTER SYSTEM``;
-- refuses tables that have neither a primary key nor REPLICA IDENTITY FULL;
+- refuses tables that have neither a primary key nor REPLICA IDENTITY FULL, and columns
+  whose values silver could not carry exactly (docs/events.md: type, column and fix named);
 - creates the heartbeat and signal tables, a least-privilege capture role (the
   ``REPLICATION`` attribute, or on RDS membership of ``rds_replication``) and the
   publication over exactly the configured tables.
@@ -20,7 +21,8 @@ from psycopg import sql
 
 from cdclake.config import Pipeline
 from cdclake.source import connection, rds
-from cdclake.source.exceptions import MissingKeyError, SourceError, SourceSettingError
+from cdclake.lakehouse.pgschema import read_columns, refusal
+from cdclake.source.exceptions import MissingKeyError, SourceError, SourceSettingError, UnsupportedColumnError
 
 HEARTBEAT_TABLE = "heartbeat"
 SIGNAL_TABLE = "debezium_signal"
@@ -76,6 +78,7 @@ def _prepare(conn: psycopg.Connection, pipeline: Pipeline, report: InitReport) -
     src = pipeline.source
     facts = check_settings(conn, pipeline)
     check_tables(conn, src.tables, src.key_columns)
+    check_columns(conn, src.tables)
     _ensure_cdc_tables(conn, src.cdc_schema, report)
     _ensure_role(conn, facts.flavour, src.capture_user, capture_password(pipeline), report)
     # The database this connection is on: the one Debezium reads (source.dsn's, or source.database).
@@ -173,6 +176,18 @@ def check_tables(conn: psycopg.Connection, tables: list[str], key_columns: dict[
         raise MissingKeyError(
             f"table(s) {', '.join(not_full)} are keyed by source.key_columns but PostgreSQL does not log those "
             f"columns on delete and update: run ALTER TABLE {not_full[0]} REPLICA IDENTITY FULL", tables=not_full)
+
+
+def check_columns(conn: psycopg.Connection, tables: list[str]) -> None:
+    """Every captured column must be one silver carries exactly (docs/events.md).
+
+    Raises:
+        UnsupportedColumnError: naming each refused column, its type and the fix.
+    """
+    refused = [reason for table in tables for column in read_columns(conn, table)
+               if (reason := refusal(table, column))]
+    if refused:
+        raise UnsupportedColumnError("; ".join(refused), columns=[r.split(" ", 2)[1] for r in refused])
 
 
 def capture_password(pipeline: Pipeline) -> str:
