@@ -328,8 +328,10 @@ def schema_changes(table: str, schema: TableSchema, current: dict[str, str]) -> 
             else:
                 raise SchemaChangeError(
                     f"column {table}.{column.name} changed from {have} to {want} ({column.declared}), which "
-                    f"Iceberg cannot widen; rebuild silver from bronze with `cdclake rebuild silver {table}` "
-                    "or revert the column type", table=table, column=column.name)
+                    f"Iceberg cannot widen; PostgreSQL rewrote the rows without change events, so re-read them "
+                    f"with `cdclake connector snapshot {table}`, then `cdclake rebuild silver {table}` "
+                    "(or revert the column type)", table=table, column=column.name)
+    # Only a silver table from before columns were tracked by attnum can still hold one.
     gone = [name for name in current if schema.column(name) is None and not name.startswith("_cdc_")]
     if gone:
         raise SchemaChangeError(
