@@ -139,6 +139,10 @@ def ensure_table(spark: SparkSession, ref: TableRef, schema: TableSchema) -> tup
     for column in added:
         changes.append(_add_column(spark, ref, column))
         tracked[column.attnum] = [column.name]
+    # Added by a run that stopped before it recorded the column: its default may be missing.
+    for column in [c for c in schema.columns if stored is not None and c.attnum not in tracked]:
+        _fill_default(spark, ref, column)
+        tracked[column.attnum] = [column.name]
     for column in widened:
         for table in (ref.silver, ref.tombstones) if column.is_key else (ref.silver,):
             if table_exists(spark, table):
@@ -203,10 +207,15 @@ def _add_column(spark: SparkSession, ref: TableRef, column: Column) -> str:
             f"cannot fill in for the existing rows; run `cdclake connector snapshot {ref.source}`, then "
             f"`cdclake rebuild silver {ref.source}`", table=ref.source, column=column.name)
     spark.sql(f"ALTER TABLE {ref.silver} ADD COLUMN {q(column.name)} {column.spark_type}")
+    _fill_default(spark, ref, column)
+    return f"added {column.name} {column.spark_type}" + (" (existing rows: its default)" if literal else "")
+
+
+def _fill_default(spark: SparkSession, ref: TableRef, column: Column) -> None:
+    """Every row silver holds is older than the column: it reads the fast default."""
+    literal = missing_literal(column)
     if literal is not None:
         spark.sql(f"UPDATE {ref.silver} SET {q(column.name)} = {literal}")
-        return f"added {column.name} {column.spark_type} (existing rows: its default)"
-    return f"added {column.name} {column.spark_type}"
 
 
 def _aliases(schema: TableSchema, tracked: dict[int, list[str]]) -> dict[str, list[str]]:
