@@ -270,7 +270,8 @@ def convert(raw: str, column: Column, element: bool = False) -> str:
 
 
 def _negative_scale(column: Column) -> bool:
-    return column.typmod >= 4 and (column.typmod - 4) & 0xFFFF > 0x7FFF
+    """PostgreSQL 15+ keeps numeric's scale in the typmod's low 11 bits, two's complement."""
+    return column.typmod >= 4 and (column.typmod - 4) & 0x7FF >= 0x400
 
 
 def _bits(raw: str, length: int) -> str:
