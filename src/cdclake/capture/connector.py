@@ -26,6 +26,7 @@ UNWRAP = "io.debezium.transforms.ExtractNewRecordState"
 # ExtractNewRecordState drops TRUNCATE events; ours, before it, flattens them (jvm/debezium/src).
 TRUNCATE = "io.cdclake.connect.TruncateAsChange"
 ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
+JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
 # __snapshot tells an incremental-snapshot read ("incremental") from an initial one and a change.
 ADD_FIELDS = "op,lsn,txId,source.ts_ms,table,schema,ts_ms,snapshot"
@@ -89,6 +90,11 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "hstore.handling.mode": "json",
         "binary.handling.mode": "base64",
         "tombstones.on.delete": "false",
+        # Connect's JsonConverter writes a column's DEFAULT in place of an explicit NULL unless
+        # told not to (KIP-581): an UPDATE ... SET c = NULL must reach silver as NULL.
+        "value.converter": JSON_CONVERTER,
+        "value.converter.schemas.enable": "false",
+        "value.converter.replace.null.with.default": "false",
         # TRUNCATE is a change like any other: silver empties the table at its position.
         "skipped.operations": "none",
         "heartbeat.interval.ms": str(connect.heartbeat_interval_ms),
