@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 INF, MINUS_INF = 9223372036825200000, -9223372036832400000
 EPOCH_US = ("(CASE {c} WHEN 'infinity' THEN " f"{INF} WHEN '-infinity' THEN {MINUS_INF} "
             "ELSE (extract(epoch FROM {c}) * 1000000)::bigint END)")
-INTERVAL = ("format('P%sY%sM%sDT%sH%sM%sS', extract(year FROM {c}), extract(month FROM {c}), extract(day FROM {c}), "
-            "extract(hour FROM {c}), extract(minute FROM {c}), trim_scale(extract(second FROM {c})))")
+INTERVAL = ("CASE WHEN {c} IS NOT NULL THEN format('P%sY%sM%sDT%sH%sM%sS', extract(year FROM {c}), extract(month FROM {c}), extract(day FROM {c}), "
+            "extract(hour FROM {c}), extract(minute FROM {c}), trim_scale(extract(second FROM {c}))) END")
 TEXT = ("{c}::text", "{c}")
 # column: (declared type, PostgreSQL expression, Spark expression) giving silver's documented representation.
 COLUMNS = {
@@ -37,7 +37,7 @@ COLUMNS = {
     "ts": ("timestamp", EPOCH_US, "unix_micros(CAST({c} AS TIMESTAMP))"),
     "ts3": ("timestamp(3)", EPOCH_US, "unix_micros(CAST({c} AS TIMESTAMP))"),
     "tstz": ("timestamptz", EPOCH_US, "unix_micros({c})"),
-    "ip": ("inet", *TEXT), "cid": ("cidr", *TEXT), "mac": ("macaddr", *TEXT), "mac8": ("macaddr8", *TEXT),
+    "ip": ("inet", "format('%s', {c})", "{c}"), "cid": ("cidr", *TEXT), "mac": ("macaddr", *TEXT), "mac8": ("macaddr8", *TEXT),
     "u": ("uuid", *TEXT), "b1": ("bit(1)", "{c} = B'1'", "{c}"), "b10": ("bit(10)", *TEXT),
     "ba": ("bytea", "{c}", "{c}"), "c": ("char(3)", "{c}", "{c}"), "vc": ("varchar(10)", "{c}", "{c}"),
     "tx": ("text", "{c}", "{c}"), "j": ("json", *TEXT), "jb": ("jsonb", *TEXT), "x": ("xml", *TEXT),
