@@ -37,7 +37,7 @@ COLUMNS = {
     "ts": ("timestamp", EPOCH_US, "unix_micros(CAST({c} AS TIMESTAMP))"),
     "ts3": ("timestamp(3)", EPOCH_US, "unix_micros(CAST({c} AS TIMESTAMP))"),
     "tstz": ("timestamptz", EPOCH_US, "unix_micros({c})"),
-    "ip": ("inet", "format('%s', {c})", "{c}"), "cid": ("cidr", *TEXT), "mac": ("macaddr", *TEXT), "mac8": ("macaddr8", *TEXT),
+    "ip": ("inet", "CASE WHEN {c} IS NOT NULL THEN format('%s', {c}) END", "{c}"), "cid": ("cidr", *TEXT), "mac": ("macaddr", *TEXT), "mac8": ("macaddr8", *TEXT),
     "u": ("uuid", *TEXT), "b1": ("bit(1)", "{c} = B'1'", "{c}"), "b10": ("bit(10)", *TEXT),
     "ba": ("bytea", "{c}", "{c}"), "c": ("char(3)", "{c}", "{c}"), "vc": ("varchar(10)", "{c}", "{c}"),
     "tx": ("text", "{c}", "{c}"), "j": ("json", *TEXT), "jb": ("jsonb", *TEXT), "x": ("xml", *TEXT),

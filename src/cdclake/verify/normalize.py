@@ -56,7 +56,7 @@ def source_expression(column: Column) -> str:
         return (f"CASE {name} WHEN 'infinity' THEN {TIMESTAMP_INFINITY} WHEN '-infinity' THEN "
                 f"{TIMESTAMP_MINUS_INFINITY} ELSE (extract(epoch FROM {name}) * 1000000)::bigint END")
     if column.pg_type == "inet":
-        return f"format('%s', {name})"  # inet's output form; inet::text always adds the /32 mask
+        return f"CASE WHEN {name} IS NOT NULL THEN format('%s', {name}) END"  # output form; ::text adds /32
     if column.element_type == "string":
         return f"{name}::text"
     if column.pg_type == "time":
