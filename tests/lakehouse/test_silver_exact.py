@@ -23,9 +23,9 @@ QUIET = lambda message: None  # noqa: E731
 
 
 def new_capture(stack, cleanup, prefix: str, ddl: dict[str, str], rows: dict[str, str],
-                keys: dict[str, list[str]] | None = None, setup: str = ""):
-    """A schema of its own with ``ddl`` tables and ``rows`` inserted (then ``setup`` run),
-    captured; ``keys`` are source.key_columns by table. Returns (pipeline, plan)."""
+                keys: dict[str, list[str]] | None = None, setup: str = "", types: str = ""):
+    """A schema of its own with ``types`` created, ``ddl`` tables and ``rows`` inserted (then
+    ``setup`` run), captured; ``keys`` are source.key_columns by table. Returns (pipeline, plan)."""
     tag = unique(prefix)
     pipeline = lake_pipeline(stack, tag, list(ddl))
     if keys:
@@ -35,6 +35,8 @@ def new_capture(stack, cleanup, prefix: str, ddl: dict[str, str], rows: dict[str
     with connection.connect(pipeline, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tag)))
         conn.execute(f"SET search_path = {tag}")
+        if types:
+            conn.execute(types)
         for table, columns in ddl.items():
             conn.execute(f"CREATE TABLE {table} ({columns})")
         for table, select in rows.items():

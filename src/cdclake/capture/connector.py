@@ -29,6 +29,7 @@ TRUNCATE = "io.cdclake.connect.TruncateAsChange"
 ROUTER = "io.cdclake.connect.RouteByTable"
 # The old row as JSON text in the envelope (jvm/debezium/src), which ExtractNewRecordState adds.
 BEFORE = "io.cdclake.connect.BeforeAsJson"
+JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
 # Metadata added to every flattened change: __op, __lsn, __txId, __source_ts_ms, ...
 # __snapshot tells an incremental-snapshot read ("incremental") from an initial one and a change.
 # __cdclake_before is the old row as JSON text (BEFORE): with REPLICA IDENTITY FULL the whole
@@ -94,10 +95,19 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "snapshot.mode": connect.snapshot_mode,
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive",
-        "interval.handling.mode": "numeric",
+        # ISO 8601 with each field kept (numeric would fold months into 30.4375 days).
+        "interval.handling.mode": "string",
+        # Types Debezium does not know (tsquery, line, box, multiranges, composites, ...) arrive
+        # as base64 of PostgreSQL's text instead of being dropped from the event.
+        "include.unknown.datatypes": "true",
         "hstore.handling.mode": "json",
         "binary.handling.mode": "base64",
         "tombstones.on.delete": "false",
+        # Connect's JsonConverter writes a column's DEFAULT in place of an explicit NULL unless
+        # told not to (KIP-581): an UPDATE ... SET c = NULL must reach silver as NULL.
+        "value.converter": JSON_CONVERTER,
+        "value.converter.schemas.enable": "false",
+        "value.converter.replace.null.with.default": "false",
         # TRUNCATE is a change like any other: silver empties the table at its position.
         "skipped.operations": "none",
         "heartbeat.interval.ms": str(connect.heartbeat_interval_ms),

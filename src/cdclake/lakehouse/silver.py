@@ -25,8 +25,12 @@ the MERGE's own snapshot summary, so data and position commit atomically (DESIGN
   new key at the same LSN) the value comes from the old key;
 - a table without a key (REPLICA IDENTITY FULL) keeps the exact multiset of its rows, each
   change applied once: lakehouse/multiset.py;
-- columns and types come from PostgreSQL's catalog; added columns and widened types
-  flow in, anything else raises :class:`SchemaChangeError` for this table only.
+- columns and types come from PostgreSQL's catalog, tracked by ``attnum`` (table property
+  ``cdclake.silver.columns``: attnum -> [name, former names]): an added column is added (rows
+  older than an ``ADD COLUMN ... DEFAULT`` get the default, as PostgreSQL shows them), a
+  widened type widened, a renamed column renamed in place (events still spelled with the
+  old name are read under it), a dropped column dropped (older snapshots keep it); anything
+  else raises :class:`SchemaChangeError` for this table only.
 """
 
 from __future__ import annotations
@@ -46,13 +50,23 @@ from cdclake.lakehouse.configuration import (
     TableRef,
 )
 from cdclake.lakehouse.exceptions import WatermarkError
-from cdclake.lakehouse.pgschema import Column, TableSchema, convert, is_placeholder, read_schema, schema_changes
+from cdclake.lakehouse.exceptions import SchemaChangeError
+from cdclake.lakehouse.pgschema import (
+    Column,
+    TableSchema,
+    convert,
+    is_placeholder,
+    missing_literal,
+    read_schema,
+    schema_changes,
+)
 from cdclake.lakehouse.spark import latest_summary_value, load_table, table_exists, with_commit_properties
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 CDC_COLUMNS = [("_cdc_lsn", "bigint"), ("_cdc_ts", "timestamp")]
+COLUMNS_PROPERTY = "cdclake.silver.columns"  # {attnum: [name, former names...]}
 ORDER = "lsn, kafka_partition, kafka_offset"
 
 
@@ -91,7 +105,7 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
     pinned = load_table(spark, ref.bronze).currentSnapshot()
     with plan.connect_source() as conn:
         schema = read_schema(conn, ref.source, ref.key_columns)
-    result.schema_changes = ensure_table(spark, ref, schema)
+    result.schema_changes, aliases = ensure_table(spark, ref, schema)
     if not schema.keyless:
         ensure_tombstones(spark, ref, schema)
     if pinned is None:
@@ -106,7 +120,7 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
     if schema.keyless:
         result.changes, result.merged = multiset.merge(spark, ref, schema, events, watermark, end, truncate)
     else:
-        result.changes, result.merged = merge(spark, ref, schema, events, end, truncate)
+        result.changes, result.merged = merge(spark, ref, schema, events, end, truncate, aliases)
     result.seconds = time.monotonic() - started
     return result
 
@@ -118,23 +132,108 @@ def rebuild(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverRe
     return run(spark, plan, ref)
 
 
-def ensure_table(spark: SparkSession, ref: TableRef, schema: TableSchema) -> list[str]:
-    """Create silver, or bring its columns up to the source's. Returns what changed."""
+def ensure_table(spark: SparkSession, ref: TableRef, schema: TableSchema) -> tuple[list[str], dict[str, list[str]]]:
+    """Create silver, or bring its columns up to the source's.
+
+    Returns:
+        (what changed, each column's former names that events may still carry).
+    """
     if not table_exists(spark, ref.silver):
         create_table(spark, ref.silver, schema.columns)
-        return []
+        _save_columns(spark, ref, {c.attnum: [c.name] for c in schema.columns})
+        return [], {}
     current = {f.name: f.dataType.simpleString() for f in spark.table(ref.silver).schema.fields}
+    stored = _stored_columns(spark, ref)
+    tracked = dict(stored) if stored is not None else {c.attnum: [c.name] for c in schema.columns if c.name in current}
+    changes = _follow_renames(spark, ref, schema, tracked, current) + _follow_drops(spark, ref, schema, tracked, current)
     added, widened = schema_changes(ref.source, schema, current)
-    changes = []
     for column in added:
-        spark.sql(f"ALTER TABLE {ref.silver} ADD COLUMN {q(column.name)} {column.spark_type}")
-        changes.append(f"added {column.name} {column.spark_type}")
+        changes.append(_add_column(spark, ref, column))
+        tracked[column.attnum] = [column.name]
+    # Added by a run that stopped before it recorded the column: its default may be missing.
+    for column in [c for c in schema.columns if stored is not None and c.attnum not in tracked]:
+        _fill_default(spark, ref, column)
+        tracked[column.attnum] = [column.name]
     for column in widened:
         for table in (ref.silver, ref.tombstones) if column.is_key else (ref.silver,):
             if table_exists(spark, table):
                 spark.sql(f"ALTER TABLE {table} ALTER COLUMN {q(column.name)} TYPE {column.spark_type}")
         changes.append(f"widened {column.name} to {column.spark_type}")
+    if tracked != stored:
+        _save_columns(spark, ref, tracked)
+    return changes, _aliases(schema, tracked)
+
+
+def _stored_columns(spark: SparkSession, ref: TableRef) -> dict[int, list[str]] | None:
+    """The attnum -> names map silver was last brought up to (None: a table from before it was kept)."""
+    rows = spark.sql(f"SHOW TBLPROPERTIES {ref.silver} ('{COLUMNS_PROPERTY}')").collect()
+    value = rows[0][1] if rows else None
+    if not value or value.startswith("Table "):  # Spark's answer for a missing key
+        return None
+    return {int(attnum): names for attnum, names in json.loads(value).items()}
+
+
+def _save_columns(spark: SparkSession, ref: TableRef, tracked: dict[int, list[str]]) -> None:
+    value = json.dumps({str(k): v for k, v in sorted(tracked.items())}).replace("'", "\\'")
+    spark.sql(f"ALTER TABLE {ref.silver} SET TBLPROPERTIES ('{COLUMNS_PROPERTY}' = '{value}')")
+
+
+def _follow_renames(spark: SparkSession, ref: TableRef, schema: TableSchema, tracked: dict[int, list[str]],
+                    current: dict[str, str]) -> list[str]:
+    """RENAME COLUMN: same attnum, new name. Silver renames in place, so the values stay."""
+    changes = []
+    for column in schema.columns:
+        names = tracked.get(column.attnum)
+        if not names or names[0] == column.name or names[0] not in current or column.name in current:
+            continue
+        for table in (ref.silver, ref.tombstones) if column.is_key else (ref.silver,):
+            if table_exists(spark, table):
+                spark.sql(f"ALTER TABLE {table} RENAME COLUMN {q(names[0])} TO {q(column.name)}")
+        current[column.name] = current.pop(names[0])
+        tracked[column.attnum] = [column.name, *names]
+        changes.append(f"renamed {names[0]} to {column.name}")
     return changes
+
+
+def _follow_drops(spark: SparkSession, ref: TableRef, schema: TableSchema, tracked: dict[int, list[str]],
+                  current: dict[str, str]) -> list[str]:
+    """DROP COLUMN: silver drops it too (Iceberg's older snapshots still hold it: time travel)."""
+    live = {c.attnum for c in schema.columns}
+    changes = []
+    for attnum in [a for a in tracked if a not in live]:
+        name = tracked.pop(attnum)[0]
+        if name in current:
+            spark.sql(f"ALTER TABLE {ref.silver} DROP COLUMN {q(name)}")
+            current.pop(name)
+            changes.append(f"dropped {name}")
+    return changes
+
+
+def _add_column(spark: SparkSession, ref: TableRef, column: Column) -> str:
+    """ADD COLUMN; the rows silver already holds get its fast default, as PostgreSQL shows them."""
+    literal = missing_literal(column)
+    if column.missing is not None and literal is None:
+        raise SchemaChangeError(
+            f"column {ref.source}.{column.name} was added with a DEFAULT of type {column.declared}, which silver "
+            f"cannot fill in for the existing rows; run `cdclake connector snapshot {ref.source}`, then "
+            f"`cdclake rebuild silver {ref.source}`", table=ref.source, column=column.name)
+    spark.sql(f"ALTER TABLE {ref.silver} ADD COLUMN {q(column.name)} {column.spark_type}")
+    _fill_default(spark, ref, column)
+    return f"added {column.name} {column.spark_type}" + (" (existing rows: its default)" if literal else "")
+
+
+def _fill_default(spark: SparkSession, ref: TableRef, column: Column) -> None:
+    """Every row silver holds is older than the column: it reads the fast default."""
+    literal = missing_literal(column)
+    if literal is not None:
+        spark.sql(f"UPDATE {ref.silver} SET {q(column.name)} = {literal}")
+
+
+def _aliases(schema: TableSchema, tracked: dict[int, list[str]]) -> dict[str, list[str]]:
+    """Former names per column, except those another column now has."""
+    taken = {c.name for c in schema.columns}
+    return {c.name: [n for n in tracked.get(c.attnum, [])[1:] if n not in taken] for c in schema.columns
+            if len(tracked.get(c.attnum, [])) > 1}
 
 
 def ensure_tombstones(spark: SparkSession, ref: TableRef, schema: TableSchema) -> None:
@@ -225,21 +324,39 @@ def snapshot_positions(events: DataFrame, truncate: Truncate | None) -> DataFram
 
 # --- resolving the changes per key -------------------------------------------------------
 
-def typed_changes(events: DataFrame, schema: TableSchema) -> DataFrame:
+def typed_changes(events: DataFrame, schema: TableSchema, aliases: dict[str, list[str]] | None = None) -> DataFrame:
     """One row per change: typed columns, and for TOAST-able columns ``__real_i`` (a struct
-    holding the value, or NULL when the change carries the placeholder or is a delete)."""
-    fields = ", ".join(f"{q(c.name)} STRING" for c in schema.columns)
+    holding the value, or NULL when the change carries the placeholder or is a delete).
+
+    A column renamed since is read under its former names too (an event carries one of
+    them); an event without the column at all is older than an ``ADD COLUMN ... DEFAULT``
+    and gets the default.
+    """
+    aliases = aliases or {}
+    names = list(dict.fromkeys(n for c in schema.columns for n in [c.name, *aliases.get(c.name, [])]))
+    fields = ", ".join(f"{q(n)} STRING" for n in names)
+    keys = ["json_object_keys(event_value) AS __keys"] if any(c.missing is not None for c in schema.columns) else []
     parsed = events.selectExpr("op", "lsn", "kafka_partition", "kafka_offset", "source_ts",
-                               f"from_json(event_value, {literal(fields)}) AS v")
+                               f"from_json(event_value, {literal(fields)}) AS v", *keys)
     exprs = ["op", "lsn", "kafka_partition", "kafka_offset", "source_ts"]
     for i, column in enumerate(schema.columns):
-        raw = f"v.{q(column.name)}"
-        exprs.append(f"{convert(raw, column)} AS {q(column.name)}")
+        spelled = [column.name, *aliases.get(column.name, [])]
+        raw = f"coalesce({', '.join(f'v.{q(n)}' for n in spelled)})" if len(spelled) > 1 else f"v.{q(column.name)}"
+        value = _with_default(convert(raw, column), column, spelled)
+        exprs.append(f"{value} AS {q(column.name)}")
         if _toastable(column):
             exprs.append(f"CASE WHEN op = 'd' OR {is_placeholder(raw)} THEN NULL "
-                         f"ELSE named_struct('v', {convert(raw, column)}) END AS __real_{i}")
+                         f"ELSE named_struct('v', {value}) END AS __real_{i}")
             exprs.append(f"{is_placeholder(raw)} AS __ph_{i}")
     return parsed.selectExpr(*exprs)
+
+
+def _with_default(value: str, column: Column, spelled: list[str]) -> str:
+    literal = missing_literal(column)
+    if literal is None:
+        return value
+    present = " OR ".join("array_contains(__keys, '" + n.replace("'", "\\'") + "')" for n in spelled)
+    return f"CASE WHEN {present} THEN {value} ELSE {literal} END"
 
 
 def _toastable(column: Column) -> bool:
@@ -301,12 +418,12 @@ def _expr(sql: str):
 
 
 def merge_source(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataFrame,
-                 cached: list[DataFrame]) -> DataFrame:
+                 cached: list[DataFrame], aliases: dict[str, list[str]] | None = None) -> DataFrame:
     """The latest change per key, TOAST placeholders resolved: the MERGE's source.
 
     Frames it persists are appended to ``cached`` for the caller to release.
     """
-    changes = typed_changes(events, schema).persist()
+    changes = typed_changes(events, schema, aliases).persist()
     cached.append(changes)
     resolved = resolve(changes, schema)
     toast = [i for i, c in enumerate(schema.columns) if _toastable(c)]
@@ -373,7 +490,8 @@ def merge_sql(ref: TableRef, schema: TableSchema, view: str, truncated_before: i
 
 
 def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataFrame,
-          end_snapshot: int, truncate: Truncate | None = None) -> tuple[int, bool]:
+          end_snapshot: int, truncate: Truncate | None = None,
+          aliases: dict[str, list[str]] | None = None) -> tuple[int, bool]:
     """MERGE the events into silver with ``end_snapshot`` as the new watermark.
 
     Returns:
@@ -382,7 +500,7 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
     cached: list[DataFrame] = []
     positioned = snapshot_positions(events, truncate)
     changes = positioned.where(f"op <> 't' AND lsn >= {truncate.lsn}" if truncate else "op <> 't'")
-    source = after_tombstones(spark, ref, schema, merge_source(spark, ref, schema, changes, cached)).persist()
+    source = after_tombstones(spark, ref, schema, merge_source(spark, ref, schema, changes, cached, aliases)).persist()
     cached.append(source)
     view = f"cdclake_changes_{ref.base}_{uuid.uuid4().hex[:8]}"
     properties = {SILVER_WATERMARK_KEY: str(end_snapshot)}

@@ -21,3 +21,11 @@ class MissingKeyError(SourceError):
     def __init__(self, message: str, *, tables: list[str]):
         super().__init__(message)
         self.tables = tables
+
+
+class UnsupportedColumnError(SourceError):
+    """Captured columns whose values silver could not carry exactly; each named with its fix."""
+
+    def __init__(self, message: str, *, columns: list[str]):
+        super().__init__(message)
+        self.columns = columns

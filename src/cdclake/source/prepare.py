@@ -6,6 +6,8 @@
 - refuses tables that have neither a primary key nor REPLICA IDENTITY FULL; a table without
   a key but with REPLICA IDENTITY FULL is carried as the exact multiset of its rows
   (lakehouse/silver.py) and gets a one-partition topic (its change order);
+- refuses columns whose values silver could not carry exactly (docs/events.md: type, column and
+  fix named);
 - creates the heartbeat and signal tables, a least-privilege capture role (the
   ``REPLICATION`` attribute, or on RDS membership of ``rds_replication``) and the
   publication over exactly the configured tables.
@@ -23,7 +25,8 @@ from psycopg import sql
 from cdclake.config import Pipeline
 from cdclake.config.tables import TableId
 from cdclake.source import connection, rds
-from cdclake.source.exceptions import MissingKeyError, SourceError, SourceSettingError
+from cdclake.lakehouse.pgschema import read_columns, refusal
+from cdclake.source.exceptions import MissingKeyError, SourceError, SourceSettingError, UnsupportedColumnError
 
 HEARTBEAT_TABLE = "heartbeat"
 SIGNAL_TABLE = "debezium_signal"
@@ -79,6 +82,7 @@ def _prepare(conn: psycopg.Connection, pipeline: Pipeline, report: InitReport) -
     src = pipeline.source
     facts = check_settings(conn, pipeline)
     check_tables(conn, src.tables, src.key_columns)
+    check_columns(conn, src.tables)
     _ensure_cdc_tables(conn, src.cdc_schema, report)
     _ensure_role(conn, facts.flavour, src.capture_user, capture_password(pipeline), report)
     # The database this connection is on: the one Debezium reads (source.dsn's, or source.database).
@@ -202,6 +206,18 @@ def keyless_tables(pipeline: Pipeline) -> list[str]:
     src = pipeline.source
     with connection.connect(pipeline, autocommit=True) as conn:
         return check_tables(conn, src.tables, src.key_columns)
+
+
+def check_columns(conn: psycopg.Connection, tables: list[str]) -> None:
+    """Every captured column must be one silver carries exactly (docs/events.md).
+
+    Raises:
+        UnsupportedColumnError: naming each refused column, its type and the fix.
+    """
+    refused = [reason for table in tables for column in read_columns(conn, table)
+               if (reason := refusal(table, column))]
+    if refused:
+        raise UnsupportedColumnError("; ".join(refused), columns=[r.split(" ", 2)[1] for r in refused])
 
 
 def capture_password(pipeline: Pipeline) -> str:

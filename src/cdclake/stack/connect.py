@@ -127,6 +127,7 @@ def distributed_worker_properties(group_id: str, replication_factor: int) -> dic
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "key.converter.schemas.enable": "false",
         "value.converter.schemas.enable": "false",
+        "value.converter.replace.null.with.default": "false",
         # The connector config carries ${file:...} / ${env:...} references, never a secret.
         "config.providers": "file,env",
         "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from cdclake.lakehouse.configuration import LakehousePlan, TableRef
 from cdclake.lakehouse.pgschema import TableSchema, read_schema
-from cdclake.verify.normalize import canonical, key_order, row_hash, source_expression
+from cdclake.verify.normalize import canonical, key_order, normaliser, row_hash, silver_expression, source_expression
 
 CHUNK = 5000
 EXAMPLES = 5
@@ -97,7 +97,8 @@ def _silver_rows(table: Any, schema: TableSchema, chunk: int) -> Iterator[tuple]
         con.register("silver", reader)
         order = ", ".join(_quote(c.name) for c in schema.keys)
         ordered = f" ORDER BY {order}" if order else ""
-        cur = con.execute(f"SELECT {', '.join(map(_quote, names))} FROM silver{ordered}")
+        columns = ", ".join(silver_expression(c) for c in schema.columns)
+        cur = con.execute(f"SELECT {columns} FROM silver{ordered}")
         while rows := cur.fetchmany(chunk):
             yield from rows
     finally:
@@ -111,10 +112,11 @@ def _quote(name: str) -> str:
 def _compare(report: TableReport, schema: TableSchema, source: Iterator[tuple], silver: Iterator[tuple]) -> None:
     key_idx = [schema.columns.index(c) for c in schema.keys]
     float32 = [c.pg_type == "float4" for c in schema.columns]
+    steps = [normaliser(c) for c in schema.columns]
 
     def prepared(rows: Iterator[tuple]) -> Iterator[tuple[tuple, tuple]]:
         for row in rows:
-            values = tuple(canonical(v, f) for v, f in zip(row, float32, strict=True))
+            values = tuple(canonical(step(v), f) for v, f, step in zip(row, float32, steps, strict=True))
             yield tuple(key_order(values[i]) for i in key_idx), values
 
     src, dst = prepared(source), prepared(silver)
