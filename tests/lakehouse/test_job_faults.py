@@ -240,9 +240,12 @@ def test_two_silver_runs_at_once_one_commits_the_other_retries_from_its_watermar
     outputs = [proc.communicate(timeout=600)[0] for proc in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
 
+    # One MERGE went through; the other run lost the race and started over from its watermark.
+    # (Either may also have lost the race for the tombstones, committed just before.)
     merged = [o for o in outputs if "merged" in o]
-    retried = [o for o in outputs if "another silver run committed first" in o]
-    assert len(merged) == 1 and len(retried) == 1, outputs
+    assert len(merged) == 1, outputs
+    loser = next(o for o in outputs if "merged" not in o)
+    assert "another silver run committed first" in loser, loser
     after = snapshots(spark, ref.silver)
     assert len(after) == len(before) + 1, "exactly one of the two MERGEs committed"
     assert after[-1][1][SILVER_WATERMARK_KEY] == str(snapshots(spark, ref.bronze)[-1][0])

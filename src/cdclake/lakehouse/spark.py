@@ -266,8 +266,8 @@ def commit_conflict(exc: BaseException) -> str | None:
         while throwable is not None:
             name = str(throwable.getClass().getName())
             if name in COMMIT_CONFLICTS:
-                message = str(throwable.getMessage() or "").strip()
-                return f"{name.rsplit('.', 1)[1]}: {message.splitlines()[0] if message else ''}".rstrip(": ")
+                short, message = name.rsplit(".", 1)[1], str(throwable.getMessage() or "").strip()
+                return f"{short}: {message.splitlines()[0]}" if message else short
             throwable = throwable.getCause()
         seen = seen.__cause__ or seen.__context__
     return None
