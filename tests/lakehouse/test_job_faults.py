@@ -29,7 +29,7 @@ from tests.lakehouse.test_silver_exact import execute, new_capture
 pytestmark = pytest.mark.integration
 QUIET = lambda message: None  # noqa: E731
 CDCLAKE = Path(sys.executable).parent / "cdclake"
-ROUNDS = 1  # kills at each named point; bench/chaos/driver_kills.py runs longer
+ROUNDS = 2  # kills at each named point; bench/chaos/driver_kills.py runs longer
 INITIAL, INSERTS, UPDATES, DELETES = 100, 40, 15, 10
 BATCH_ID_KEY = "cdclake.bronze.batch-id"
 
