@@ -22,7 +22,7 @@ from cdclake.broker.topics import end_offsets
 from cdclake.lakehouse import bronze, runner
 from cdclake.lakehouse.catalog import connect_database
 from cdclake.lakehouse.configuration import BRONZE_OFFSETS_KEY, SILVER_WATERMARK_KEY
-from cdclake.lakehouse.spark import latest_summary_value, load_table
+from cdclake.lakehouse.spark import load_table
 from tests.lakehouse.conftest import silver_rows, source_rows, wait_records, write_pipeline
 from tests.lakehouse.test_silver_exact import execute, new_capture
 
@@ -273,7 +273,7 @@ def test_a_catalog_name_other_than_the_tables_is_refused_and_nothing_is_written(
                               timeout=300)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, (command, done.stdout, done.stderr)
-        assert f"lakehouse.catalog is 'lake_renamed'" in lines[0], lines[0]
+        assert "lakehouse.catalog is 'lake_renamed'" in lines[0], lines[0]
         assert f"set lakehouse.catalog: {plan.catalog.name} in pipeline.yaml" in lines[0], lines[0]
 
     with connect_database(plan) as conn:
