@@ -198,12 +198,17 @@ def test_jobs_killed_at_every_named_point_repeatedly_lose_and_duplicate_nothing(
 
 # --- two silver runs at once ---------------------------------------------------------
 
-def wait_waiting_on(plan, holder: int, count: int, procs, timeout: float = 300) -> None:
-    """Until ``count`` sessions wait on ``holder``'s lock (each job's commit), or a job ends."""
+def wait_waiting_on(plan, holder: int, count: int, procs, timeout: float = 600) -> None:
+    """Until ``count`` sessions wait on the row ``holder`` locked (each job's commit), or a job ends.
+
+    The first waits on ``holder``, the next on the first (queued for the same row), so
+    count every blocked session of the catalog database.
+    """
     deadline = time.monotonic() + timeout
     with connect_database(plan, autocommit=True) as watcher:
         while True:
-            waiting = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            waiting = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                      "AND pid <> %s AND cardinality(pg_blocking_pids(pid)) > 0",
                                       (holder,)).fetchone()[0]
             if waiting >= count:
                 return
