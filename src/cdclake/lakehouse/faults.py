@@ -68,18 +68,24 @@ def commit(name: str, spark: Any, table: str) -> Iterator[None]:
     holder = psycopg.connect(_catalog_dsn(spark, catalog), **_catalog_auth(spark, catalog))
     if holder.execute(LOCK_ROW, (catalog, namespace, base)).fetchone() is None:
         raise RuntimeError(f"fault {name}: {table} is not in the JDBC catalog")
-    threading.Thread(target=_crash_when_waiting, args=(spark, catalog, holder.info.backend_pid),
-                     daemon=True).start()
-    yield
+    # Not a daemon: when the JVM dies the main thread fails and the interpreter exits, but
+    # only after this thread has terminated the waiting session and killed the process.
+    done = threading.Event()
+    threading.Thread(target=_crash_when_waiting, args=(spark, catalog, holder.info.backend_pid, done)).start()
+    try:
+        yield
+    finally:
+        done.set()
     raise RuntimeError(f"fault {name}: the commit of {table} never waited on the catalog row")
 
 
-def _crash_when_waiting(spark: Any, catalog: str, holder_pid: int) -> None:
+def _crash_when_waiting(spark: Any, catalog: str, holder_pid: int, done: threading.Event) -> None:
     import psycopg
 
     with psycopg.connect(_catalog_dsn(spark, catalog), autocommit=True, **_catalog_auth(spark, catalog)) as conn:
         while not (waiting := [pid for (pid,) in conn.execute(WAITERS, (holder_pid,))]):
-            time.sleep(0.05)
+            if done.wait(0.05):
+                return
         _kill_jvm(spark)
         for pid in waiting:
             conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
