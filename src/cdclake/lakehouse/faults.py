@@ -86,10 +86,12 @@ def _crash_when_waiting(spark: Any, catalog: str, holder_pid: int, done: threadi
         while not (waiting := [pid for (pid,) in conn.execute(WAITERS, (holder_pid,))]):
             if done.wait(0.05):
                 return
-        _kill_jvm(spark)
-        for pid in waiting:
-            conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
-    os.kill(os.getpid(), signal.SIGKILL)
+        try:
+            _kill_jvm(spark)
+            for pid in waiting:
+                conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _split(table: str) -> tuple[str, str, str]:
