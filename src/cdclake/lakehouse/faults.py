@@ -71,7 +71,8 @@ def commit(name: str, spark: Any, table: str) -> Iterator[None]:
     # Not a daemon: when the JVM dies the main thread fails and the interpreter exits, but
     # only after this thread has terminated the waiting session and killed the process.
     done = threading.Event()
-    threading.Thread(target=_crash_when_waiting, args=(spark, catalog, holder.info.backend_pid, done)).start()
+    threading.Thread(target=_crash_when_waiting, args=(spark, catalog, holder.info.backend_pid, done),
+                     daemon=False).start()  # explicit: a thread started by a py4j callback thread inherits its daemon flag
     try:
         yield
     finally:
