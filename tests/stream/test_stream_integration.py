@@ -246,15 +246,23 @@ def test_kill9_and_restart_loses_nothing(stack, stack_dir, guarantee):
     produce(bootstrap, f"{ns}.departments", [({"id": d}, department(d, f"dept {d}")) for d in (1, 2, 3)])
 
     first = _start(config, "p1", stack_dir / "first.log")
-    feeder = threading.Thread(target=_feed, args=(bootstrap, f"{ns}.users", total), daemon=True)
+    killed = threading.Event()
+    feeder = threading.Thread(target=_feed, args=(bootstrap, f"{ns}.users", total, killed), daemon=True)
     feeder.start()
-    wait_for(lambda: _count(bootstrap, f"{ns}-bronze.users") >= total // 4, 60, "output before the kill")
+    wait_for(lambda: _count(bootstrap, f"{ns}-bronze.users") >= total // 4
+             and _committed(bootstrap, section["group_id"], f"{ns}.users") > 0, 60, "output and a commit before the kill")
     first.send_signal(signal.SIGKILL)
-    first.wait(10)
+    assert first.wait(10) == -signal.SIGKILL
+    # The kill landed mid-stream: the first process had consumed some of the input, not all of it.
+    consumed_at_kill = _committed(bootstrap, section["group_id"], f"{ns}.users")
+    assert 0 < consumed_at_kill < total, consumed_at_kill
+    killed.set()
     feeder.join(60)
     second = _start(config, "p1", stack_dir / "second.log")
     try:
         out = read(bootstrap, f"{ns}-bronze.users", total, timeout=90, settle=3)
+        wait_for(lambda: _committed(bootstrap, section["group_id"], f"{ns}.users") == total, 60,
+                 "the restarted process to commit every input offset")
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0, (stack_dir / "second.log").read_text()[-3000:]
@@ -309,11 +317,23 @@ def _start(config: Path, instance: str, log: Path) -> subprocess.Popen:
                                 stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def _feed(bootstrap: str, topic: str, total: int) -> None:
-    """Produce the users in small slices, so the kill lands mid-stream."""
+def _feed(bootstrap: str, topic: str, total: int, killed: threading.Event) -> None:
+    """Produce the users in small slices; the second half only after the kill, so it lands mid-stream."""
     for start in range(0, total, 200):
+        if start == total // 2:
+            killed.wait(120)
         produce(bootstrap, topic, [({"id": i}, user(i, department_id=1 + i % 3)) for i in range(start, start + 200)])
         time.sleep(0.05)
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    """The input offsets ``group`` committed on ``topic``, summed over its partitions."""
+    consumer = clients.consumer(bootstrap, group)
+    try:
+        parts = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in parts)
+    finally:
+        consumer.close()
 
 
 def _count(bootstrap: str, topic: str) -> int:

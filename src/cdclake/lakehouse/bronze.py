@@ -88,10 +88,11 @@ class BatchWriter:
             if ends:
                 offsets = {**committed, **ends}
                 summary = json.dumps({str(p): o for p, o in sorted(offsets.items())})
-                (fresh.writeTo(self.ref.bronze)
-                 .option(f"snapshot-property.{BRONZE_OFFSETS_KEY}", summary)
-                 .option("snapshot-property.cdclake.bronze.batch-id", str(batch_id))
-                 .append())
+                with faults.commit("bronze.before_commit", self.spark, self.ref.bronze):
+                    (fresh.writeTo(self.ref.bronze)
+                     .option(f"snapshot-property.{BRONZE_OFFSETS_KEY}", summary)
+                     .option("snapshot-property.cdclake.bronze.batch-id", str(batch_id))
+                     .append())
                 faults.point("bronze.after_commit", self.spark)
         finally:
             fresh.unpersist()

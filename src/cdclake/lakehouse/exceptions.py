@@ -31,6 +31,16 @@ class WatermarkError(LakehouseError):
     """The bronze snapshot silver stopped at is gone (expired); silver must be rebuilt."""
 
 
+class ConcurrentCommitError(LakehouseError):
+    """Other writers kept committing the table first (Iceberg optimistic concurrency)."""
+
+
+class CatalogNameError(LakehouseError):
+    """lakehouse.catalog names a catalog other than the one holding the tables."""
+
+    exit_code = ExitCode.CONFIG
+
+
 class ModelError(LakehouseError):
     """A gold model file is invalid or names an unknown table."""
 

@@ -239,8 +239,9 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
         properties = {SILVER_WATERMARK_KEY: str(end_snapshot), RUN_KEY: last_run(positioned).summary()}
         if truncate:
             properties[SILVER_TRUNCATE_KEY] = truncate.summary()
-        with_commit_properties(spark, properties, lambda: spark.sql(merge_sql(ref, schema, counts_view,
-                                                                               deletes_before)))
+        with faults.commit("silver.before_commit", spark, ref.silver):
+            with_commit_properties(spark, properties, lambda: spark.sql(merge_sql(ref, schema, counts_view,
+                                                                                   deletes_before)))
         faults.point("silver.after_commit", spark)
         return count, True
     finally:

@@ -93,6 +93,9 @@ def run_silver_table(spark: SparkSession, plan: LakehousePlan, ref: TableRef, re
         progress(f"silver {ref.silver_short}: FAILED: {exc}")
         return
     report.silver.append(result)
+    if result.conflicts:
+        progress(f"silver {ref.silver_short}: another silver run committed first ({result.conflicts} time(s)); "
+                 "retried from the watermark it left")
     for change in result.schema_changes:
         progress(f"silver {ref.silver_short}: {change}")
     if result.merged:

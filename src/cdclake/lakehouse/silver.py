@@ -49,8 +49,7 @@ from cdclake.lakehouse.configuration import (
     LakehousePlan,
     TableRef,
 )
-from cdclake.lakehouse.exceptions import WatermarkError
-from cdclake.lakehouse.exceptions import SchemaChangeError
+from cdclake.lakehouse.exceptions import ConcurrentCommitError, SchemaChangeError, WatermarkError
 from cdclake.lakehouse.pgschema import (
     Column,
     TableSchema,
@@ -60,7 +59,13 @@ from cdclake.lakehouse.pgschema import (
     read_schema,
     schema_changes,
 )
-from cdclake.lakehouse.spark import latest_summary_value, load_table, table_exists, with_commit_properties
+from cdclake.lakehouse.spark import (
+    commit_conflict,
+    latest_summary_value,
+    load_table,
+    table_exists,
+    with_commit_properties,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -68,6 +73,7 @@ if TYPE_CHECKING:
 CDC_COLUMNS = [("_cdc_lsn", "bigint"), ("_cdc_ts", "timestamp")]
 COLUMNS_PROPERTY = "cdclake.silver.columns"  # {attnum: [name, former names...]}
 ORDER = "lsn, kafka_partition, kafka_offset"
+COMMIT_ATTEMPTS = 3  # a run that loses the commit race this often stops with ConcurrentCommitError
 
 
 @dataclass
@@ -78,6 +84,7 @@ class SilverResult:
     merged: bool = False
     seconds: float = 0.0
     schema_changes: list[str] = field(default_factory=list)
+    conflicts: int = 0  # commits lost to another writer before this run's went through (or was not needed)
 
 
 def q(name: str) -> str:
@@ -93,10 +100,34 @@ def literal(text: str) -> str:
 def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult:
     """Merge the bronze snapshots not yet in silver; a no-op when there are none.
 
+    Another silver run that commits first (Iceberg's optimistic concurrency) fails this
+    run's commit; it then starts over from the watermark the other run left, which
+    re-reads only the bronze slice still missing (none, when both pinned the same bronze
+    snapshot).
+
     Raises:
         SchemaChangeError: the source changed a column incompatibly (this table only).
         WatermarkError: silver's bronze snapshot was expired; rebuild silver.
+        ConcurrentCommitError: other writers won the commit ``COMMIT_ATTEMPTS`` times in a row.
     """
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            result = _run_once(spark, plan, ref)
+            result.conflicts = attempt - 1
+            return result
+        except Exception as exc:  # noqa: BLE001 - py4j/Spark errors of any class; only a conflict is retried
+            conflict = commit_conflict(exc)
+            if conflict is None:
+                raise
+            if attempt == COMMIT_ATTEMPTS:
+                raise ConcurrentCommitError(
+                    f"{ref.silver_short}: another writer committed first {attempt} times ({conflict}); run one "
+                    f"silver job per table at a time (e.g. Airflow max_active_runs=1), then rerun", table=ref.source
+                ) from exc
+    raise AssertionError("unreachable")
+
+
+def _run_once(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult:
     started = time.monotonic()
     result = SilverResult(ref.source)
     bronze.ensure_table(spark, plan, ref)
@@ -516,8 +547,8 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
         faults.point("silver.after_tombstones", spark)
 
         def _merge():
-            faults.point("silver.mid_merge", spark)
-            spark.sql(merge_sql(ref, schema, view, deletes_before))
+            with faults.commit("silver.before_commit", spark, ref.silver):
+                spark.sql(merge_sql(ref, schema, view, deletes_before))
 
         with_commit_properties(spark, properties, _merge)
         faults.point("silver.after_commit", spark)

@@ -129,11 +129,15 @@ def session(plan: LakehousePlan, app_name: str = "cdclake") -> SparkSession:
 
     Raises:
         NotInstalledError: pyspark or the jars are missing, with the install command.
+        CatalogNameError: ``lakehouse.catalog`` differs from the one holding the tables.
     """
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise NotInstalledError("pyspark is not installed; pip install 'cdclake[lakehouse]'") from exc
+    from cdclake.lakehouse.catalog import check_catalog_name
+
+    check_catalog_name(plan)
     active = SparkSession.getActiveSession()
     if active is not None:
         for key, value in catalog_conf(plan).items():
@@ -252,3 +256,24 @@ def with_commit_properties(spark: SparkSession, properties: dict[str, str], acti
             raise outcome["error"] from exc
         raise
     return outcome.get("value")
+
+
+# Iceberg's answers to a commit that lost the optimistic-concurrency race: the table moved
+# on and the retried commit conflicts (validation), or the retries ran out.
+COMMIT_CONFLICTS = ("org.apache.iceberg.exceptions.ValidationException",
+                    "org.apache.iceberg.exceptions.CommitFailedException")
+
+
+def commit_conflict(exc: BaseException) -> str | None:
+    """The first line of Iceberg's conflict error inside ``exc`` (Python and Java causes), else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        throwable = getattr(seen, "java_exception", None) or getattr(seen, "_origin", None)
+        while throwable is not None:
+            name = str(throwable.getClass().getName())
+            if name in COMMIT_CONFLICTS:
+                short, message = name.rsplit(".", 1)[1], str(throwable.getMessage() or "").strip()
+                return f"{short}: {message.splitlines()[0]}" if message else short
+            throwable = throwable.getCause()
+        seen = seen.__cause__ or seen.__context__
+    return None
