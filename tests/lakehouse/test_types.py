@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from cdclake.config.tables import TableId
 from cdclake.lakehouse import runner
 from cdclake.source import connection
 from cdclake.source.exceptions import UnsupportedColumnError
@@ -178,7 +179,7 @@ def test_columns_silver_cannot_carry_are_refused_at_source_init_by_name(stack):
                      + ", ".join(f"{c} {t}" for c, t in REFUSED.items()) + ")")
         try:
             with pytest.raises(UnsupportedColumnError) as caught:
-                check_columns(conn, ["public.refused_types"])
+                check_columns(conn, [TableId.parse("public.refused_types")])
         finally:
             conn.execute("DROP TABLE public.refused_types")
     message = str(caught.value)
