@@ -30,7 +30,7 @@ DEMO = ["departments", "users", "products", "orders"]
 def shipped_stream(tag: str):
     """pipeline.yaml's stream section, on this test's topics, group and output prefix."""
     text = json.dumps(load("pipeline.yaml", environ={}).stream.model_dump(mode="json"))
-    text = text.replace('"cdc.', f'"cdc_{tag}.{tag}.').replace('"bronze.', f'"out_{tag}.{tag}.')
+    text = text.replace('"cdc.', f'"cdc_{tag}.{tag}__').replace('"bronze.', f'"out_{tag}.{tag}__')
     section = {**json.loads(text), "group_id": f"g_{tag}", "output_prefix": f"out_{tag}",
                "dead_letter_topic": f"dlq_{tag}", "commit_interval_ms": 200, "enabled": True}
     return type(load("pipeline.yaml", environ={}).stream).model_validate(section)
@@ -47,13 +47,13 @@ def test_shipped_stream_example_feeds_bronze_and_verify_reports_the_filtered_tab
     start_capture(pipeline)
     plan = plan_from_pipeline(pipeline)
     users = plan.table("users")
-    assert users.topic == f"out_{tag}.{tag}.users" and users.transformed
-    assert plan.table("orders").topic == f"cdc_{tag}.{tag}.orders" and not plan.table("orders").transformed
+    assert users.topic == f"out_{tag}.{tag}__users" and users.transformed
+    assert plan.table("orders").topic == f"cdc_{tag}.{tag}__orders" and not plan.table("orders").transformed
 
     stream = pipeline.stream.model_dump(mode="json")
     with running(stack, stream):
         Workload(pipeline, seed=4, schema=tag).run(rate=300, ops=300, progress=QUIET)
-        cdc_users = f"cdc_{tag}.{tag}.users"
+        cdc_users = f"cdc_{tag}.{tag}__users"
         service.wait_caught_up(pipeline, service.current_lsn(pipeline))  # every change is in Kafka
         total = wait_records(pipeline, [cdc_users], 40)
         inserts = {r["key"]["id"] for r in read_topics(pipeline.kafka.bootstrap, [cdc_users],
