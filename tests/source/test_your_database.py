@@ -155,11 +155,11 @@ def test_your_database_from_check_to_verified_silver_and_back(stack, own_databas
 
     # 3. Capture, lakehouse, verify: exact.
     cli(config, "connector", "apply")
-    wait_records(stack, [f"cdc_{tag}.customers", f"cdc_{tag}.shop.orders"], at_least=130)
+    wait_records(stack, [f"cdc_{tag}.customers", f"cdc_{tag}.shop__orders"], at_least=130)
     with owner_connect(owner, database) as conn:
         conn.execute("UPDATE customers SET credit = credit + 1 WHERE id % 3 = 0")
         conn.execute("DELETE FROM shop.orders WHERE id > 80")
-    wait_records(stack, [f"cdc_{tag}.customers", f"cdc_{tag}.shop.orders"], at_least=130 + 13 + 10)
+    wait_records(stack, [f"cdc_{tag}.customers", f"cdc_{tag}.shop__orders"], at_least=130 + 13 + 10)
     cli(config, "run", "all")
     verified = json.loads(cli(config, "verify", "--no-gold", "--output", "json").stdout)
     assert verified["ok"] and [(t["table"], t["source_rows"], t["silver_rows"]) for t in verified["tables"]] == [
