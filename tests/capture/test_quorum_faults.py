@@ -38,8 +38,9 @@ def quorum_config(stack, kafka_port: int, connect_port: int) -> dict:
 
 @pytest.fixture(scope="module")
 def quorum(stack):
+    # Ports below Linux's ephemeral range (32768-60999), where a client socket may hold one.
     directory = searchable_dir("quorum")
-    pipeline = load(write_config(directory, quorum_config(stack, 37092 + PORT_OFFSET, 37083 + PORT_OFFSET)),
+    pipeline = load(write_config(directory, quorum_config(stack, 26092 + PORT_OFFSET, 26083 + PORT_OFFSET)),
                     environ={})
     assert local_stack.up(pipeline, progress=print).started == ["kafka-1", "kafka-2", "kafka-3", "connect"]
     yield pipeline

@@ -200,12 +200,17 @@ def port_holder(port: int) -> str | None:
         if not proc.name.isdigit():
             continue
         try:
-            for fd in (proc / "fd").iterdir():
-                if os.readlink(fd) in wanted:
-                    cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                    return f"pid {proc.name} ({cmd[:80].strip()})"
+            fds = list((proc / "fd").iterdir())
         except OSError:
-            continue
+            continue  # gone, or not ours to read
+        for fd in fds:
+            try:
+                if os.readlink(fd) not in wanted:
+                    continue
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # this fd closed meanwhile: a busy process must not be skipped whole
+            return f"pid {proc.name} ({cmd[:80].strip()})"
     return None
 
 
