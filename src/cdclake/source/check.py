@@ -64,12 +64,7 @@ def check_source(pipeline: Pipeline) -> CheckReport:
     Raises:
         SourceError: the database cannot be reached.
     """
-    try:
-        conn = connection.connect(pipeline, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise SourceError(f"cannot connect to the source database: {str(exc).strip().splitlines()[0]}; check "
-                          "source.dsn and the password (CDCLAKE__SOURCE__PASSWORD), or run `cdclake up`") from exc
-    with conn:
+    with connection.connect_or_explain(pipeline, autocommit=True) as conn:
         conn.read_only = True
         user = conn.execute("SELECT current_user").fetchone()[0]
         report = CheckReport(conn.info.dbname, user)

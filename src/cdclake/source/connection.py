@@ -48,6 +48,18 @@ def connect(pipeline: Pipeline, database: str | None = None, **kwargs) -> psycop
                            connect_timeout=5, **kwargs)
 
 
+def connect_or_explain(pipeline: Pipeline, **kwargs) -> psycopg.Connection:
+    """:func:`connect`, or a one-line SourceError naming the cause and the fix (init, check)."""
+    from cdclake.source.exceptions import SourceError
+
+    try:
+        return connect(pipeline, **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"cannot connect to the source database: {reason}; check source.dsn and the password "
+                          "(CDCLAKE__SOURCE__PASSWORD), or run `cdclake up`") from exc
+
+
 def sqlalchemy_url(pipeline: Pipeline, database: str) -> str:
     """``postgresql+psycopg://`` URL with the password, for pyiceberg's SqlCatalog. Never log it."""
     url = with_password(admin_dsn(pipeline, database), admin_password(pipeline))

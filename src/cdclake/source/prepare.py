@@ -62,12 +62,7 @@ def init_source(pipeline: Pipeline, progress=print) -> InitReport:
     """Prepare the source database; safe to run any number of times."""
     src = pipeline.source
     report = InitReport(src.database, src.publication, list(src.tables), src.capture_user)
-    try:
-        conn = connection.connect(pipeline, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise SourceError(f"cannot connect to the source database: {_one_line(exc)}; check source.dsn and "
-                          "the password (CDCLAKE__SOURCE__PASSWORD), or run `cdclake up`") from exc
-    with conn:
+    with connection.connect_or_explain(pipeline, autocommit=True) as conn:
         try:
             _prepare(conn, pipeline, report)
         except psycopg.errors.InsufficientPrivilege as exc:
