@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-
 from cdclake.config import Pipeline
 from cdclake.source import connection, rds
 from cdclake.source.exceptions import SourceError
