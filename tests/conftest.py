@@ -20,9 +20,10 @@ from cdclake.config.tables import TableId
 from cdclake.stack import stack as local_stack
 
 # Ports of the session's test stack (the demo uses 54329 / 19092 / 8083). Two test runs on
-# one machine set CDCLAKE_TEST_PORT_OFFSET to keep apart.
+# one machine set CDCLAKE_TEST_PORT_OFFSET to keep apart. Test ports stay below Linux's
+# ephemeral range (32768-60999), where any client socket may already hold them.
 PORT_OFFSET = int(os.environ.get("CDCLAKE_TEST_PORT_OFFSET", "0"))
-TEST_PG_PORT, TEST_KAFKA_PORT, TEST_CONNECT_PORT = 55432 + PORT_OFFSET, 29092 + PORT_OFFSET, 28083 + PORT_OFFSET
+TEST_PG_PORT, TEST_KAFKA_PORT, TEST_CONNECT_PORT = 27432 + PORT_OFFSET, 29092 + PORT_OFFSET, 28083 + PORT_OFFSET
 TEST_JMX_PORT = 29404 + PORT_OFFSET  # Prometheus JMX exporter: broker i at +i-1, Connect at +10
 
 

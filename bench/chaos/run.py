@@ -5,7 +5,7 @@ Then bronze and silver run, and silver is compared with PostgreSQL.
 
     python -m bench.chaos [--minutes 3] [--every 20] [--rate 300]   (or `make chaos`)
 
-Ports: 58432 (PostgreSQL), 59092-59097 (Kafka), 58083 (Connect), each plus
+Ports: 22432 (PostgreSQL), 22092-22097 (Kafka), 22083 (Connect), each plus
 ``CDCLAKE_TEST_PORT_OFFSET`` so it keeps off the test stacks. Too long for the test suite
 (about 6 minutes); the result is one JSON line: kills, changes, and per table the rows
 of the source and of silver, the missing / extra / different ones, and ``exact``.
@@ -44,9 +44,9 @@ QUIET = lambda message: None  # noqa: E731
 
 def chaos_pipeline(directory: Path, offset: int) -> Pipeline:
     doc = {
-        "source": {"managed": "local", "port": 58432 + offset, "database": "cdc_chaos", "tables": DEMO_TABLES},
-        "kafka": {"managed": "local", "nodes": 3, "port": 59092 + offset, "partitions": 3, "heap": "512m"},
-        "connect": {"managed": "local", "port": 58083 + offset, "heap": "768m", "heartbeat_interval_ms": 1000},
+        "source": {"managed": "local", "port": 22432 + offset, "database": "cdc_chaos", "tables": DEMO_TABLES},
+        "kafka": {"managed": "local", "nodes": 3, "port": 22092 + offset, "partitions": 3, "heap": "512m"},
+        "connect": {"managed": "local", "port": 22083 + offset, "heap": "768m", "heartbeat_interval_ms": 1000},
         "spark": {"master": "local[2]", "driver_memory": "2g"},
     }
     path = directory / "pipeline.yaml"

@@ -113,7 +113,7 @@ def test_three_node_quorum_takes_writes_with_one_broker_down_and_none_with_two(s
 
 
 def test_up_twice_then_down_leaves_nothing(stack_dir):
-    ports = {"source": {"port": 56432 + PORT_OFFSET}, "kafka": {"port": 49092 + PORT_OFFSET}, "connect": {"port": 48083 + PORT_OFFSET}}
+    ports = {"source": {"port": 24432 + PORT_OFFSET}, "kafka": {"port": 24092 + PORT_OFFSET}, "connect": {"port": 24083 + PORT_OFFSET}}
     pipeline = load(write_config(stack_dir, base_config(**ports)), environ={})
     first = local_stack.up(pipeline, progress=print)
     try:
@@ -126,7 +126,7 @@ def test_up_twice_then_down_leaves_nothing(stack_dir):
         stopped = local_stack.down(pipeline, purge=True, progress=print)
     assert stopped.stopped == ["connect", "kafka-1", "postgres"]
     assert not any(process.alive(pid) for pid in pids)
-    assert all(process.port_free(p + PORT_OFFSET) for p in (56432, 49092, 49093, 48083))
+    assert all(process.port_free(p + PORT_OFFSET) for p in (24432, 24092, 24093, 24083))
     assert not (stack_dir / ".cdclake").exists()
 
 
@@ -134,13 +134,13 @@ def test_port_in_use_fails_up_and_stops_what_it_started(stack_dir):
     import socket
 
     with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", 47092 + PORT_OFFSET))
+        blocker.bind(("127.0.0.1", 23092 + PORT_OFFSET))
         blocker.listen()
-        ports = {"source": {"port": 57432 + PORT_OFFSET}, "kafka": {"port": 47092 + PORT_OFFSET}, "connect": {"port": 47083 + PORT_OFFSET}}
+        ports = {"source": {"port": 23432 + PORT_OFFSET}, "kafka": {"port": 23092 + PORT_OFFSET}, "connect": {"port": 23083 + PORT_OFFSET}}
         pipeline = load(write_config(stack_dir, base_config(**ports)), environ={})
-        with pytest.raises(process.PortInUseError, match=f"port {47092 + PORT_OFFSET} needed by kafka-1 is in use by pid"):
+        with pytest.raises(process.PortInUseError, match=f"port {23092 + PORT_OFFSET} needed by kafka-1 is in use by pid"):
             local_stack.up(pipeline, progress=print)
-    assert process.port_free(57432 + PORT_OFFSET)  # PostgreSQL, started first, was stopped again
+    assert process.port_free(23432 + PORT_OFFSET)  # PostgreSQL, started first, was stopped again
     assert not list((stack_dir / ".cdclake" / "run").glob("*.pid"))
 
 
