@@ -48,8 +48,9 @@ def assert_same_multiset(spark, pipeline, ref, table: str) -> Counter:
 
 def captured_log(stack, spark, cleanup, prefix: str):
     """Keyless table ``log`` holding identical duplicate rows, captured and in silver; returns
-    (pipeline, plan, ref, qualified name, the snapshot's Kafka records)."""
-    pipeline, plan = new_capture(stack, cleanup, prefix, {"log": "a int, b text, c numeric(10,2), big text"},
+    (pipeline, plan, ref, qualified name, the snapshot's Kafka records). ``c`` and ``big`` have a DEFAULT,
+    so an old row's explicit NULL must not come back as the default (it would match no row)."""
+    pipeline, plan = new_capture(stack, cleanup, prefix, {"log": "a int, b text, c numeric(10,2) DEFAULT 7.77, big text DEFAULT 'dflt'"},
                                  {"log": DUPLICATES}, setup="ALTER TABLE log REPLICA IDENTITY FULL")
     ref = plan.table("log")
     assert topic_partitions(pipeline.kafka.bootstrap, [ref.topic]) == {ref.topic: [0]}
@@ -61,11 +62,11 @@ def captured_log(stack, spark, cleanup, prefix: str):
 
 
 def copy_rows(pipeline, table: str, rows: list[tuple]) -> None:
-    """COPY: one multi-insert WAL record, so every row shares one LSN."""
+    """COPY: one multi-insert WAL record, so every row shares one LSN. ``big`` is an explicit NULL."""
     with connection.connect(pipeline, autocommit=True) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY {table} (a, b, c) FROM STDIN") as copy:
+        with cur.copy(f"COPY {table} (a, b, c, big) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row, None))
 
 
 def test_keyless_table_keeps_duplicates_deletes_and_updates_one_copy_and_truncates(stack, spark, cleanup):

@@ -103,8 +103,8 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "hstore.handling.mode": "json",
         "binary.handling.mode": "base64",
         "tombstones.on.delete": "false",
-        # Connect's JsonConverter writes a column's DEFAULT in place of an explicit NULL unless
-        # told not to (KIP-581): an UPDATE ... SET c = NULL must reach silver as NULL.
+        # Connect's JsonConverter and Debezium's unwrap both write a column's DEFAULT in place
+        # of an explicit NULL unless told not to (KIP-581): SET c = NULL must reach silver as NULL.
         "value.converter": JSON_CONVERTER,
         "value.converter.schemas.enable": "false",
         "value.converter.replace.null.with.default": "false",
@@ -124,6 +124,7 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "transforms.unwrap.type": UNWRAP,
         "transforms.unwrap.add.fields": ADD_FIELDS,
         "transforms.unwrap.delete.tombstone.handling.mode": "rewrite",
+        "transforms.unwrap.replace.null.with.default": "false",
         # Topics Connect creates itself (heartbeat, signal); table topics are made up front.
         "topic.creation.default.partitions": "1",
         "topic.creation.default.replication.factor": str(pipeline.kafka.replication_factor),

@@ -40,7 +40,7 @@ public class BeforeAsJson<R extends ConnectRecord<R>> implements Transformation<
         Schema schema = withField.computeIfAbsent(value.schema(), BeforeAsJson::addField);
         Struct updated = new Struct(schema);
         for (Field field : value.schema().fields()) {
-            updated.put(field.name(), value.get(field));
+            updated.put(field.name(), value.getWithoutDefault(field.name()));
         }
         Struct before = value.getStruct("before");
         if (before != null) {
@@ -70,7 +70,8 @@ public class BeforeAsJson<R extends ConnectRecord<R>> implements Transformation<
 
     @Override
     public void configure(Map<String, ?> configs) {
-        json.configure(Map.of("schemas.enable", "false"), false);
+        // An explicit NULL stays NULL, never the column's DEFAULT (KIP-581), as in the event itself.
+        json.configure(Map.of("schemas.enable", "false", "replace.null.with.default", "false"), false);
     }
 
     @Override
