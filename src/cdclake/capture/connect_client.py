@@ -66,6 +66,10 @@ class ConnectClient:
         tasks are reconfigured)."""
         return [t.get("config", {}) for t in self.request("GET", f"/connectors/{name}/tasks", ok_missing=True) or []]
 
+    def offsets(self, name: str) -> list[dict]:
+        """The connector's committed source offsets: ``[{"partition": {...}, "offset": {...}}]``."""
+        return (self.request("GET", f"/connectors/{name}/offsets", ok_missing=True) or {}).get("offsets", [])
+
     def restart(self, name: str) -> None:
         self.request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=false")
 

@@ -14,6 +14,7 @@ from cdclake.capture.connect_client import ConnectClient
 from cdclake.capture.connector import POSTGRES_CONNECTOR, connector_config, table_topics
 from cdclake.capture.exceptions import RECOVER_HINT, CaptureError, ConnectError, ConnectorInvalidError, slot_lost_hint
 from cdclake.capture.resnapshot import mark_resnapshot, previously_captured
+from cdclake.capture.snapshot_progress import done_share, min_key, snapshot_state
 from cdclake.config import Pipeline
 from cdclake.config.tables import include_pattern
 from cdclake.source import connection
@@ -174,6 +175,8 @@ def connector_status(pipeline: Pipeline) -> dict[str, Any]:
                         for t in status.get("tasks", [])]
     elif "error" not in out:
         out["state"] = "absent"
+    if status:
+        out["snapshot"] = snapshot_status(pipeline)
     out["slot"] = slot_status(pipeline)
     try:
         out["end_offsets"] = {t: sum(p.values()) for t, p in
@@ -181,6 +184,36 @@ def connector_status(pipeline: Pipeline) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - status must report, not fail
         out["end_offsets"] = {"error": str(exc)}
     return out
+
+
+def snapshot_status(pipeline: Pipeline) -> dict[str, Any] | str:
+    """The running snapshot (capture/snapshot_progress.py): table, key position, done share,
+    tables queued; ``"none"`` when none runs."""
+    try:
+        state = snapshot_state(client(pipeline).offsets(pipeline.connect.connector_name))
+    except CaptureError as exc:
+        return {"error": str(exc)}
+    if state is None:
+        return "none"
+    if state["kind"] == "incremental":
+        tables = {f"{t.schema}.{t.name}": t for t in pipeline.source.tables}
+        table = tables.get(state["table"])
+        state["table"] = str(table or state["table"])
+        state["queued"] = [str(tables.get(t, t)) for t in state["queued"]]
+        done = _done(pipeline, table, state) if table is not None and state.get("max_key") is not None else None
+        if done:
+            state["done"] = done
+    return state
+
+
+def _done(pipeline: Pipeline, table, state: dict[str, Any]) -> str | None:
+    try:
+        with connection.connect(pipeline) as conn:
+            low = min_key(conn, table, pipeline.source.key_columns.get(table))
+    except psycopg.Error:
+        return None
+    share = done_share(state.get("at_key") or low, state["max_key"], low)
+    return None if share is None else f"{share:.0%}"
 
 
 SLOT_QUERY = """
