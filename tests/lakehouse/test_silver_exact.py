@@ -5,6 +5,7 @@ added back), unconstrained numerics, char(n), and one unreadable table among rea
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -262,6 +263,35 @@ def test_a_table_added_later_brings_its_rows_and_one_added_back_drops_what_it_mi
     wait_records(pipeline, [b.topic], offsets + 291)
     rows = until_exact(spark, plan, pipeline, b, f"{schema}.b")
     assert len(rows) == 291 and min(rows)[0] == 201
+    assert_verified(plan)
+
+
+def test_a_write_in_flight_when_its_table_is_added_is_not_lost(stack, spark, cleanup):
+    """A transaction wrote to b before b was added and commits only later: its changes are older
+    than the re-snapshot marker, so the snapshot must see them (apply waits for the commit)."""
+    from cdclake.capture import service
+
+    pipeline, plan = new_capture(stack, cleanup, "inflight", {"a": "id int PRIMARY KEY",
+                                                              "b": "id int PRIMARY KEY, v text"},
+                                 {"a": "SELECT 1", "b": "SELECT g, 'b' FROM generate_series(1, 50) g"})
+    schema, b = plan.tables[0].schema, plan.table("b")
+    service.apply(with_tables(pipeline, [f"{schema}.a"]), progress=QUIET)
+    applied: dict = {}
+    with connection.connect(pipeline) as writer:
+        writer.execute(f"INSERT INTO {schema}.b VALUES (999, 'in flight'); "
+                       f"UPDATE {schema}.b SET v = 'in flight' WHERE id = 7; DELETE FROM {schema}.b WHERE id = 8")
+        # Another commit writes the WAL out past those changes, so the marker's position is after them.
+        execute(pipeline, f"UPDATE {schema}.a SET id = 2")
+        adding = threading.Thread(target=lambda: applied.update(service.apply(pipeline, progress=QUIET)))
+        adding.start()
+        time.sleep(8)  # long enough for b's 50 rows to be snapshotted, were apply not waiting
+        assert adding.is_alive() and not applied  # held at the marker until the writer commits
+        writer.commit()
+    adding.join(180)
+    assert list(applied["snapshots"]) == [f"{schema}.b"]
+    wait_records(pipeline, [b.topic], 50)
+    rows = until_exact(spark, plan, pipeline, b, f"{schema}.b")
+    assert (999, "in flight") in rows and (7, "in flight") in rows and len(rows) == 50
     assert_verified(plan)
 
 

@@ -22,12 +22,39 @@ from cdclake.config import Pipeline
 from cdclake.config.tables import TableId, from_include_pattern
 from cdclake.source import connection
 
+LOCK_TIMEOUT_SECONDS = 60
+
 
 def previously_captured(connector_config: dict[str, str] | None) -> set[TableId]:
     """The tables a connector config captures, from its ``table.include.list``."""
     if not connector_config:
         return set()
     return {from_include_pattern(t) for t in connector_config.get("table.include.list", "").split(",") if t}
+
+
+def marker_position(pipeline: Pipeline, tables: list[TableId]) -> int:
+    """The WAL position T of the marker, taken under a SHARE lock on the tables.
+
+    Silver drops a change older than T. A transaction that wrote to a table before T but
+    commits after it would have its change dropped, and the snapshot may have read past the row
+    before the commit: lost. The lock waits for such writers to commit (and holds new ones back
+    for the instant it takes to read T), so every change older than T is committed, and seen by
+    the snapshot, whose reads all come after T.
+    """
+    from psycopg import errors, sql
+
+    names = sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables)
+    try:
+        with connection.connect(pipeline) as conn:
+            conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(names))
+            return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
+    except errors.LockNotAvailable:
+        raise CaptureError(
+            f"a transaction has been writing to {', '.join(tables)} for over {LOCK_TIMEOUT_SECONDS}s without committing, "
+            "and their snapshot must start after it ends (else its rows could be missed); find it in "
+            "pg_stat_activity (state 'idle in transaction' or a long query), let it finish or end it, then run "
+            "the command again") from None
 
 
 def truncate_marker(table: TableId, lsn: int) -> bytes:
@@ -39,8 +66,7 @@ def truncate_marker(table: TableId, lsn: int) -> bytes:
 def mark_resnapshot(pipeline: Pipeline, tables: list[TableId]) -> int:
     """Put a truncate marker at the current WAL position into every partition of each table's
     topic (silver orders the snapshot's rows after the marker of their own partition); returns it."""
-    with connection.connect(pipeline) as conn:
-        lsn = int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
+    lsn = marker_position(pipeline, tables)
     bootstrap = pipeline.kafka.bootstrap
     topics = {table: topic_for(pipeline, table) for table in tables}
     producer = clients.producer(bootstrap, **{"enable.idempotence": True, "acks": "all"})

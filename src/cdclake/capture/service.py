@@ -47,6 +47,8 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     # gains, so those get an incremental snapshot of their existing rows.
     added = [t for t in pipeline.source.tables if t not in previously_captured(current)] if current else []
     refuse_keyless_snapshots([t for t in added if t in keyless])
+    # Marked before the connector streams them: every change it then streams is past the mark.
+    marked = mark_resnapshot(pipeline, added) if added else None
     if changed:
         connect.put_config(name, config)
         progress(f"{'created' if current is None else 'updated'} connector {name}")
@@ -57,7 +59,7 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
         state = wait_running(pipeline)
     else:
         state = connect.status(name)
-    snapshots = snapshot_added(pipeline, added, progress)
+    snapshots = snapshot_added(pipeline, added, marked, progress)
     return {"connector": name, "changed": changed, "topics_created": created, "status": state,
             "snapshots": snapshots}
 
@@ -88,11 +90,11 @@ def ensure_table_topics(pipeline: Pipeline, progress=print, keyless: list[str] |
     return created
 
 
-def snapshot_added(pipeline: Pipeline, tables: list[str], progress=print) -> dict[str, str]:
-    """Incremental snapshots of newly captured tables, after a re-snapshot marker (resnapshot.py)."""
+def snapshot_added(pipeline: Pipeline, tables: list[str], lsn: int | None, progress=print) -> dict[str, str]:
+    """Incremental snapshots of newly captured tables, after their re-snapshot marker at ``lsn``
+    (resnapshot.py)."""
     if not tables:
         return {}
-    lsn = mark_resnapshot(pipeline, tables)
     signals = {table: snapshot_table(pipeline, table) for table in tables}
     progress(f"snapshotting the existing rows of {', '.join(tables)} (incremental, from LSN {lsn}; "
              "streaming goes on)")
