@@ -1,5 +1,5 @@
 """`status` shows a running snapshot's progress: two tables added to a running connector are
-snapshotted one after the other (small chunks, so it takes a while), and status, polled
+snapshotted one after the other (10-row chunks, so it spans several of Connect's 5 s offset flushes), and status, polled
 meanwhile, names the table being read, how far its key has got, and the table queued after it;
 when the snapshot ends it says none runs and every row is in the topics."""
 
@@ -24,7 +24,7 @@ def test_status_reports_the_snapshot_of_added_tables_as_it_goes(stack, cleanup):
         {"a": "SELECT 1", "b": f"SELECT g + 1000, 'b' FROM generate_series(1, {ROWS_B}) g",
          "c": f"SELECT 'k' || (g % 7), g FROM generate_series(1, {ROWS_C}) g"})
     schema = plan.tables[0].schema
-    connect = pipeline.connect.model_copy(update={"overrides": {"incremental.snapshot.chunk.size": "250"}})
+    connect = pipeline.connect.model_copy(update={"overrides": {"incremental.snapshot.chunk.size": "10"}})
     pipeline = pipeline.model_copy(update={"connect": connect})
     service.apply(with_tables(pipeline, [f"{schema}.a"]), progress=QUIET)
     assert sorted(service.apply(pipeline, progress=QUIET)["snapshots"]) == [f"{schema}.b", f"{schema}.c"]
