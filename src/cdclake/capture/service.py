@@ -17,6 +17,7 @@ from cdclake.capture.resnapshot import mark_resnapshot, previously_captured
 from cdclake.capture.snapshot_progress import done_share, min_key, snapshot_state
 from cdclake.config import Pipeline
 from cdclake.config.tables import include_pattern
+from cdclake.errors import CdclakeError
 from cdclake.source import connection
 from cdclake.source.prepare import SIGNAL_TABLE, keyless_tables
 
@@ -212,9 +213,10 @@ def _done(pipeline: Pipeline, table, state: dict[str, Any]) -> str | None:
     try:
         with connection.connect(pipeline) as conn:
             low = min_key(conn, table, pipeline.source.key_columns.get(table))
-    except psycopg.Error:
+    except (psycopg.Error, CdclakeError):
         return None
-    share = done_share(state.get("at_key") or low, state["max_key"], low)
+    at_key = state.get("at_key")
+    share = done_share(low if at_key is None else at_key, state["max_key"], low)
     return None if share is None else f"{share:.0%}"
 
 

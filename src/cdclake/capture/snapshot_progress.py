@@ -187,19 +187,14 @@ def done_share(at_key: Any, max_key: Any, min_key: Any) -> float | None:
     return max(0.0, min(1.0, float((at_key - min_key) / (max_key - min_key))))
 
 
-KEY_COLUMNS = """
-SELECT a.attname FROM pg_index i
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-WHERE i.indrelid = %s::regclass AND i.indisprimary
-"""
-
-
 def min_key(conn, table: TableId, key_columns: list[str] | None) -> Any:
     """The smallest key of a table with a one-column key (None otherwise): an index lookup."""
     from psycopg import sql
 
-    columns = key_columns or [r[0] for r in conn.execute(KEY_COLUMNS, (str(table),)).fetchall()]
-    if len(columns) != 1:
+    from cdclake.lakehouse.pgschema import read_schema
+
+    keys = read_schema(conn, table, tuple(key_columns or ())).keys
+    if len(keys) != 1:
         return None
-    query = sql.SQL("SELECT min({}) FROM {}").format(sql.Identifier(columns[0]), sql.Identifier(table.schema, table.name))
+    query = sql.SQL("SELECT min({}) FROM {}").format(sql.Identifier(keys[0].name), sql.Identifier(table.schema, table.name))
     return conn.execute(query).fetchone()[0]
