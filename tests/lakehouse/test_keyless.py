@@ -6,6 +6,8 @@ row tuples), then runs ``verify``."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from decimal import Decimal
 
@@ -14,13 +16,15 @@ import pytest
 from cdclake.broker.topics import topic_partitions
 from cdclake.source import connection
 from tests.lakehouse.conftest import wait_records
-from tests.lakehouse.test_silver_exact import assert_verified, execute, new_capture, replay, run_layers, topic_records
+from tests.lakehouse.test_silver_exact import (QUIET, assert_verified, execute, new_capture, replay, run_layers,
+                                               topic_records, with_tables)
 
 pytestmark = pytest.mark.integration
 
 # big: ~10 kB of hex, stored out of line (TOAST), so an update that leaves it alone sends a placeholder.
 BIG = "(SELECT string_agg(md5(i::text || {seed}), '') FROM generate_series(1, 300) i)"
 COLUMNS = "a, b, c, md5(big)"
+LOG_COLUMNS = "a int, b text, c numeric(10,2) DEFAULT 7.77, big text DEFAULT 'dflt'"
 DUPLICATES = (f"SELECT 1, 'a', 1.50, {BIG.format(seed=1)} FROM generate_series(1, 3) "
               f"UNION ALL SELECT 2, 'b', NULL, {BIG.format(seed=2)} FROM generate_series(1, 2) "
               f"UNION ALL SELECT 3, 'c', 3.00, NULL")
@@ -50,7 +54,7 @@ def captured_log(stack, spark, cleanup, prefix: str):
     """Keyless table ``log`` holding identical duplicate rows, captured and in silver; returns
     (pipeline, plan, ref, qualified name, the snapshot's Kafka records). ``c`` and ``big`` have a DEFAULT,
     so an old row's explicit NULL must not come back as the default (it would match no row)."""
-    pipeline, plan = new_capture(stack, cleanup, prefix, {"log": "a int, b text, c numeric(10,2) DEFAULT 7.77, big text DEFAULT 'dflt'"},
+    pipeline, plan = new_capture(stack, cleanup, prefix, {"log": LOG_COLUMNS},
                                  {"log": DUPLICATES}, setup="ALTER TABLE log REPLICA IDENTITY FULL")
     ref = plan.table("log")
     assert topic_partitions(pipeline.kafka.bootstrap, [ref.topic]) == {ref.topic: [0]}
@@ -133,4 +137,62 @@ def test_replayed_changes_of_a_keyless_table_are_applied_once(stack, spark, clea
     run_layers(spark, plan)
     expected = assert_same_multiset(spark, pipeline, ref, table)
     assert expected[(5, "e", Decimal("5.00"), None)] == 3 and sum(expected.values()) == 6 - 1 + 3 + 1 - 1 + 1
+    assert_verified(plan)
+
+
+class Writer(threading.Thread):
+    """Autocommitted single-row inserts into a keyless table, one after another, until stopped."""
+
+    def __init__(self, pipeline, table: str):
+        super().__init__(daemon=True)
+        self.pipeline, self.table, self.commits, self.stopped = pipeline, table, [], threading.Event()
+
+    def run(self) -> None:
+        with connection.connect(self.pipeline, autocommit=True) as conn:
+            while not self.stopped.is_set():
+                conn.execute(f"INSERT INTO {self.table} VALUES (7, 'w', NULL, NULL)")
+                self.commits.append(time.monotonic())
+                time.sleep(0.01)
+
+    def stop(self) -> list[float]:
+        self.stopped.set()
+        self.join(30)
+        return self.commits
+
+
+def test_a_keyless_table_added_to_a_running_connector_arrives_exactly_while_written(stack, spark, cleanup):
+    """Removed from capture, changed meanwhile (a duplicate deleted), then added back while a writer
+    inserts identical rows: the blocking snapshot and the stream together hold each row once."""
+    from cdclake.capture import service
+
+    pipeline, plan = new_capture(stack, cleanup, "kadded", {"a": "id int PRIMARY KEY", "log": LOG_COLUMNS},
+                                 {"a": "SELECT 1", "log": DUPLICATES}, setup="ALTER TABLE log REPLICA IDENTITY FULL")
+    ref = plan.table("log")
+    table = f"{ref.schema}.log"
+    wait_records(pipeline, [ref.topic], 6)
+    run_layers(spark, plan)  # silver holds the rows as they were, before the gap
+    service.apply(with_tables(pipeline, [f"{ref.schema}.a"]), progress=QUIET)
+    execute(pipeline, f"DELETE FROM {table} WHERE {one_of(table, 'a = 1')}; "
+                      f"INSERT INTO {table} VALUES (4, 'd', NULL, NULL)")  # not captured: the gap
+
+    writer = Writer(pipeline, table)
+    writer.start()
+    while not writer.commits:
+        time.sleep(0.05)
+    started = time.monotonic()
+    added = service.apply(pipeline, progress=QUIET)
+    applied = time.monotonic()
+    time.sleep(2)
+    commits = writer.stop()
+    assert list(added["snapshots"]) == [table]
+    # The premise: writes went on before, while, and after the table was added.
+    assert any(started < t < applied for t in commits) and any(t > applied for t in commits)
+    execute(pipeline, f"DELETE FROM {table} WHERE {one_of(table, 'a = 2')}; "
+                      f"UPDATE {table} SET b = 'w2' WHERE {one_of(table, 'a = 7')}")
+
+    service.wait_caught_up(pipeline, service.current_lsn(pipeline))
+    run_layers(spark, plan)
+    expected = assert_same_multiset(spark, pipeline, ref, table)
+    assert expected[(7, "w", None, None)] == len(commits) - 1 and expected[(4, "d", None, None)] == 1
+    assert sum(expected.values()) == 6 - 1 + 1 + len(commits) - 1
     assert_verified(plan)

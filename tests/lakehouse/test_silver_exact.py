@@ -180,6 +180,30 @@ def test_unconstrained_numeric_and_char_n_are_exact(stack, spark, cleanup):
     assert not report.ok and report.tables[0].different == 1
 
 
+def test_a_key_moved_many_times_in_one_batch_keeps_its_toasted_value(stack, spark, cleanup):
+    """Each primary-key update sends the unchanged TOASTed column as a placeholder, filled from
+    the key before it: one pass per hop. Eighteen hops in one batch, while the plan stays small."""
+    big = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 300) i)"
+    pipeline, plan = new_capture(stack, cleanup, "hops", {"p": "id int PRIMARY KEY, v text, doc text"},
+                                 {"p": f"SELECT g, 'v', {big} || g FROM generate_series(1, 3) g"},
+                                 setup="ALTER TABLE p ALTER COLUMN doc SET STORAGE EXTERNAL")
+    ref, table = plan.table("p"), f"{plan.tables[0].schema}.p"
+    wait_records(pipeline, [ref.topic], 3)
+    run_layers(spark, plan)
+    hops = 18
+    for hop in range(1, hops + 1):  # row 1 moves 18 times; row 2 too, its doc rewritten halfway
+        execute(pipeline, f"UPDATE {table} SET id = {100 * hop + 1}, v = 'hop{hop}' WHERE id = {100 * (hop - 1) + 1}; "
+                          f"UPDATE {table} SET id = {100 * hop + 2} WHERE id = {100 * (hop - 1) + 2}"
+                          + (f"; UPDATE {table} SET doc = 'rewritten' WHERE id = {100 * hop + 2}" if hop == 9 else ""))
+    wait_records(pipeline, [ref.topic], 3 + hops * 4 + 1)  # a move is a delete and a create
+    assert spark.sql(f"SELECT count(*) FROM {ref.bronze}").first()[0] == 3  # all of them in the next batch
+    run_layers(spark, plan)
+    expected = source_rows(pipeline, table, "id, v, md5(doc)")
+    assert [r[0] for r in expected] == [3, 100 * hops + 1, 100 * hops + 2]
+    assert silver_rows(spark, ref.silver, "id, v, md5(doc)") == expected
+    assert_verified(plan)
+
+
 def test_one_unreadable_table_does_not_stop_verify_of_the_others(stack, spark, cleanup):
     pipeline, plan = new_capture(stack, cleanup, "iso", {"a": "id int PRIMARY KEY", "b": "id int PRIMARY KEY"},
                                  {"a": "SELECT generate_series(1, 5)", "b": "SELECT generate_series(1, 3)"})

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from typing import Any
 
 import psycopg
@@ -13,13 +11,12 @@ from cdclake.broker.topics import end_offsets, ensure_topics
 from cdclake.capture.connect_client import ConnectClient
 from cdclake.capture.connector import POSTGRES_CONNECTOR, connector_config, table_topics
 from cdclake.capture.exceptions import RECOVER_HINT, CaptureError, ConnectError, ConnectorInvalidError, slot_lost_hint
-from cdclake.capture.resnapshot import mark_resnapshot, previously_captured
+from cdclake.capture.resnapshot import load_keyless, mark_resnapshot, previously_captured, signal_snapshot
 from cdclake.capture.snapshot_progress import done_share, min_key, snapshot_state
 from cdclake.config import Pipeline
-from cdclake.config.tables import include_pattern
 from cdclake.errors import CdclakeError
 from cdclake.source import connection
-from cdclake.source.prepare import SIGNAL_TABLE, keyless_tables
+from cdclake.source.prepare import keyless_tables
 
 RUNNING_TIMEOUT = 90.0
 
@@ -45,11 +42,11 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     current = connect.config(name)
     changed = current is None or {k: v for k, v in current.items() if k != "name"} != config
     # A new connector snapshots every table itself; an updated one only streams the tables it
-    # gains, so those get an incremental snapshot of their existing rows.
+    # gains, so those get a snapshot of their existing rows: incremental by key, blocking without.
     added = [t for t in pipeline.source.tables if t not in previously_captured(current)] if current else []
-    refuse_keyless_snapshots([t for t in added if t in keyless])
+    keyed = [t for t in added if t not in keyless]
     # Marked before the connector streams them: every change it then streams is past the mark.
-    marked = mark_resnapshot(pipeline, added) if added else None
+    marked = mark_resnapshot(pipeline, keyed) if keyed else None
     if changed:
         connect.put_config(name, config)
         progress(f"{'created' if current is None else 'updated'} connector {name}")
@@ -60,19 +57,10 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
         state = wait_running(pipeline)
     else:
         state = connect.status(name)
-    snapshots = snapshot_added(pipeline, added, marked, progress)
+    snapshots = load_keyless(pipeline, [t for t in added if t in keyless], progress) if len(keyed) < len(added) else {}
+    snapshots.update(snapshot_added(pipeline, keyed, marked, progress))
     return {"connector": name, "changed": changed, "topics_created": created, "status": state,
             "snapshots": snapshots}
-
-
-def refuse_keyless_snapshots(tables: list[str]) -> None:
-    """A table without a key cannot join a running connector: Debezium's incremental snapshot
-    chunks by key, so its existing rows would never arrive."""
-    if tables:
-        raise CaptureError(
-            f"table(s) {', '.join(tables)} have no key, and Debezium cannot snapshot a keyless table into a running "
-            "connector, so their existing rows would never reach silver: add a primary key or name a unique column "
-            f"set in source.key_columns ({tables[0]}: [col, ...]) and run `cdclake connector apply` again")
 
 
 def ensure_table_topics(pipeline: Pipeline, progress=print, keyless: list[str] | None = None) -> list[str]:
@@ -96,7 +84,7 @@ def snapshot_added(pipeline: Pipeline, tables: list[str], lsn: int | None, progr
     (resnapshot.py)."""
     if not tables:
         return {}
-    signals = {table: snapshot_table(pipeline, table) for table in tables}
+    signals = {table: signal_snapshot(pipeline, [table], "incremental") for table in tables}
     progress(f"snapshotting the existing rows of {', '.join(tables)} (incremental, from LSN {lsn}; "
              "streaming goes on)")
     return signals
@@ -243,22 +231,17 @@ def slot_status(pipeline: Pipeline, slot: str | None = None) -> dict[str, Any]:
     return {"name": slot, "exists": True, **dict(zip(keys, row))}
 
 
-def snapshot_table(pipeline: Pipeline, table: str) -> str:
-    """Ask Debezium for an incremental snapshot of one table through the signal table.
+def snapshot_table(pipeline: Pipeline, table: str, progress=print) -> str:
+    """Re-snapshot one table; returns the signal's id.
 
-    Streaming goes on meanwhile; the snapshot's rows arrive as op ``r``.
+    A keyed table gets an incremental snapshot (streaming goes on; its rows arrive as op
+    ``r`` and overwrite silver's). A keyless one is marked and loaded again whole
+    (resnapshot.load_keyless), since silver has no key to overwrite by.
     """
     qualified = pipeline.source.resolve_table(table)
-    signal_id = f"cdclake-{uuid.uuid4()}"
-    # data-collections are regexes Debezium matches against schema.table, as the include list.
-    data = json.dumps({"data-collections": [include_pattern(qualified)], "type": "incremental"})
-    from psycopg import sql
-
-    with connection.connect(pipeline) as conn:
-        conn.execute(sql.SQL("INSERT INTO {}.{} (id, type, data) VALUES (%s, %s, %s)").format(
-            sql.Identifier(pipeline.source.cdc_schema), sql.Identifier(SIGNAL_TABLE)),
-            (signal_id, "execute-snapshot", data))
-    return signal_id
+    if qualified in keyless_tables(pipeline):
+        return load_keyless(pipeline, [qualified], progress).get(qualified, "none: the table is empty")
+    return signal_snapshot(pipeline, [qualified], "incremental")
 
 
 def _trace_summary(trace: str) -> str:

@@ -63,8 +63,11 @@ for _verb, _doc in (("restart", "Restart the connector and its tasks."), ("pause
 @click.argument("table")
 @pass_ctx
 def snapshot(ctx: Context, table: str) -> None:
-    """Re-snapshot one TABLE (schema.table, or table for public) through the signal table; streaming goes on."""
+    """Re-snapshot one TABLE (schema.table, or table for public) through the signal table.
+
+    A table with a key is snapshotted incrementally while streaming goes on; a keyless one is
+    loaded again whole by a blocking snapshot (docs/operations.md)."""
     from cdclake.capture import service
 
-    signal = service.snapshot_table(ctx.pipeline(), table)
-    ctx.emit({"table": table, "signal": signal}, lambda r: f"incremental snapshot of {r['table']} requested ({r['signal']})")
+    signal = service.snapshot_table(ctx.pipeline(), table, progress=ctx.progress)
+    ctx.emit({"table": table, "signal": signal}, lambda r: f"snapshot of {r['table']} requested ({r['signal']})")

@@ -458,11 +458,11 @@ def merge_source(spark: SparkSession, ref: TableRef, schema: TableSchema, events
     cached.append(changes)
     resolved = resolve(changes, schema)
     toast = [i for i, c in enumerate(schema.columns) if _toastable(c)]
-    # A key moved twice in one batch (A -> B -> C) needs one pass per hop.
+    # A key moved twice in one batch (A -> B -> C) needs one pass per hop. Each pass joins the
+    # previous one with itself, so its plan would double: a local checkpoint cuts the lineage.
     pending = _unfilled_moves(changes, toast)
     while pending:
-        filled = fill_moved(spark, ref, changes, resolved, schema).persist()
-        cached.append(filled)
+        filled = fill_moved(spark, ref, changes, resolved, schema).localCheckpoint()
         left = _unfilled_moves(filled, toast)
         changes, resolved = filled, resolve(filled, schema)
         if left >= pending:
