@@ -44,7 +44,7 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     # A new connector snapshots every table itself; an updated one only streams the tables it
     # gains, so those get a snapshot of their existing rows: incremental by key, blocking without.
     added = [t for t in pipeline.source.tables if t not in previously_captured(current)] if current else []
-    keyed = [t for t in added if t not in keyless]
+    keyed, unkeyed = [t for t in added if t not in keyless], [t for t in added if t in keyless]
     # Marked before the connector streams them: every change it then streams is past the mark.
     marked = mark_resnapshot(pipeline, keyed) if keyed else None
     if changed:
@@ -57,7 +57,7 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
         state = wait_running(pipeline)
     else:
         state = connect.status(name)
-    snapshots = load_keyless(pipeline, [t for t in added if t in keyless], progress) if len(keyed) < len(added) else {}
+    snapshots = load_keyless(pipeline, unkeyed, progress) if unkeyed else {}
     snapshots.update(snapshot_added(pipeline, keyed, marked, progress))
     return {"connector": name, "changed": changed, "topics_created": created, "status": state,
             "snapshots": snapshots}

@@ -66,7 +66,7 @@ def snapshot(ctx: Context, table: str) -> None:
     """Re-snapshot one TABLE (schema.table, or table for public) through the signal table.
 
     A table with a key is snapshotted incrementally while streaming goes on; a keyless one is
-    loaded again whole by a blocking snapshot (docs/operations.md)."""
+    loaded again whole by a blocking snapshot (docs/lakehouse.md, "Tables without a key")."""
     from cdclake.capture import service
 
     signal = service.snapshot_table(ctx.pipeline(), table, progress=ctx.progress)
