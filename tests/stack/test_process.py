@@ -69,3 +69,30 @@ def test_kill_is_a_real_crash_or_an_error(tmp_path):
     assert process.kill(daemon) == pid and not process.alive(pid)
     with pytest.raises(StackError, match="demo is not running .*nothing to kill"):
         process.kill(daemon)  # the pid file names a process that is gone: no silent no-op
+
+
+# The main thread leaves with the exit syscall (not exit_group): the leader turns zombie while
+# the other thread lives on holding the listening socket, as a SIGKILLed JVM does for a moment.
+LEADER_EXITS_FIRST = """
+import ctypes, socket, sys, threading, time
+sock = socket.socket()
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen()
+threading.Thread(target=time.sleep, args=(60,)).start()
+print("listening", flush=True)
+ctypes.CDLL(None, use_errno=True).syscall(60, 0)
+"""
+
+
+def test_a_zombie_leader_whose_threads_still_hold_its_ports_is_alive(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = _daemon(tmp_path, [sys.executable, "-c", LEADER_EXITS_FIRST, str(port)], ports=[port])
+    pid = process.start(daemon)
+    process.wait_ready(daemon, pid, lambda: "listening" in daemon.log.read_text(), timeout=10, what="listen")
+    process.wait_ready(daemon, pid, lambda: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+                       timeout=10, what="the leader to exit")
+    assert process.alive(pid) and not process.port_free(port)  # a restart now would find its port taken
+    assert process.kill(daemon) == pid
+    assert process.port_free(port)

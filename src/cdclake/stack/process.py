@@ -141,9 +141,13 @@ def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
+        if state not in ("Z", "X"):
+            return True
+        # A killed JVM's leader thread turns zombie while its other threads still exit, and
+        # they hold its sockets open: it is gone only when no thread is left.
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
         return False
-    return state not in ("Z", "X")
 
 
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
