@@ -49,7 +49,7 @@ def tps(output: str) -> float:
     return float(match.group(1))
 
 
-def measure(pipeline: Pipeline, schema: str, seconds: int, clients: int) -> float:
+def tps_run(pipeline: Pipeline, schema: str, seconds: int, clients: int) -> float:
     return tps(pgbench(pipeline, schema, ["-T", str(seconds), "-c", str(clients), "-j", str(min(clients, 2)), "-n"]))
 
 
@@ -58,7 +58,7 @@ def attached_run(pipeline: Pipeline, schema: str, seconds: int, clients: int) ->
     init_source(pipeline, progress=lambda m: None)
     service.apply(pipeline, progress=lambda m: None)
     try:
-        return {"tps": measure(pipeline, schema, seconds, clients)}
+        return {"tps": tps_run(pipeline, schema, seconds, clients)}
     finally:
         service.client(pipeline).delete(pipeline.connect.connector_name)
         recover.drop_slot(pipeline, progress=lambda m: None)
@@ -68,9 +68,9 @@ def run(pipeline: Pipeline, tag: str, scale: int, seconds: int, clients: int) ->
     with connection.connect(pipeline, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tag)))
     pgbench(pipeline, tag, ["-i", "-s", str(scale), "-q"])
-    before = measure(pipeline, tag, seconds, clients)
+    before = tps_run(pipeline, tag, seconds, clients)
     attached = attached_run(pipeline, tag, seconds, clients)["tps"]
-    after = measure(pipeline, tag, seconds, clients)
+    after = tps_run(pipeline, tag, seconds, clients)
     baseline = statistics.fmean([before, after])
     return {"scale": scale, "seconds": seconds, "clients": clients, "tps_without_before": round(before, 1),
             "tps_attached": round(attached, 1), "tps_without_after": round(after, 1),
