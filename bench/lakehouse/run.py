@@ -89,6 +89,7 @@ def bench_merge(spark, plan: LakehousePlan, sizes=(1_000_000, 10_000_000), chang
         ref = TableRef(f"public.bench_{rows}_{uuid.uuid4().hex[:6]}", "unused", plan.catalog.name, plan.namespace)
         ensure_namespace(spark, plan)
         silver.ensure_table(spark, ref, SCHEMA)
+        silver.ensure_tombstones(spark, ref, SCHEMA)
         spark.range(rows).selectExpr("id", "concat('name ', id) AS name", "CAST(id % 100000 AS DECIMAL(12,2)) AS amount",
                                      "TIMESTAMP'2026-01-01 00:00:00' AS updated_at", "1 AS _cdc_lsn",
                                      "TIMESTAMP'2026-01-01 00:00:00' AS _cdc_ts").writeTo(ref.silver).append()
@@ -106,7 +107,8 @@ def bench_merge(spark, plan: LakehousePlan, sizes=(1_000_000, 10_000_000), chang
         silver.merge(spark, ref, SCHEMA, events, 1)
         out[rows] = round(time.monotonic() - started, 2)
         assert spark.table(ref.silver).count() == rows - int(changes * 0.1) + (changes - int(changes * 0.8))
-        spark.sql(f"DROP TABLE {ref.silver} PURGE")
+        for table in (ref.silver, ref.tombstones):
+            spark.sql(f"DROP TABLE {table} PURGE")
     out.pop(20_000)
     sizes_s = sorted(out)
     return {"changes": changes, "merge_seconds": out, "growth_10x_rows": round(out[sizes_s[-1]] / out[sizes_s[0]], 2)}
