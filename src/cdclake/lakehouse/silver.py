@@ -538,12 +538,13 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
     if truncate:
         properties[SILVER_TRUNCATE_KEY] = truncate.summary()
     try:
-        count = source.count()
+        count, deletes = source.selectExpr("count(*)", "count_if(__op = 'd')").first()
         deletes_before = truncate.delete_before if truncate else None
         if count == 0 and deletes_before is None:
             return 0, False
         source.createOrReplaceTempView(view)
-        spark.sql(tombstones_sql(ref, schema, view))
+        if deletes:  # else the tombstones MERGE has no source row: a second of Spark jobs for nothing
+            spark.sql(tombstones_sql(ref, schema, view))
         faults.point("silver.after_tombstones", spark)
 
         def _merge():
