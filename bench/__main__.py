@@ -66,7 +66,7 @@ def main() -> None:
     lake = measure_lakehouse(pipeline, events=args.events, seconds=args.seconds, rate=args.freshness_rate)
     print("lakehouse:", json.dumps(lake), flush=True)
     figs = figures(cap, src, lake)
-    latest, table = report.write(figs)
+    latest, table = report.write(figs, series=lake["freshness"].get("series"))
     print(report.markdown(figs, "this run"))
     print(f"written: {latest}, {table}")
 

@@ -52,18 +52,23 @@ class Figure:
         return {**asdict(self), "ratio": self.ratio, "met": self.met}
 
 
-def write(figures: list[Figure], directory: Path = RESULTS, at: float | None = None) -> tuple[Path, Path]:
-    """Write ``latest.json`` and a dated markdown table; returns their paths."""
+def write(figures: list[Figure], directory: Path = RESULTS, at: float | None = None,
+          series: list[dict] | None = None) -> tuple[Path, Path]:
+    """Write ``latest.json``, a dated markdown table and, given the freshness run's
+    per-second ``series``, its plots (linked from the table); returns the first two paths."""
+    from bench import plots
+
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime(at))
     latest = directory / "latest.json"
     latest.write_text(json.dumps([f.as_dict() for f in figures], indent=1) + "\n")
+    images = plots.write(series, directory, stamp) if series else []
     table = directory / f"{stamp}.md"
-    table.write_text(markdown(figures, stamp))
+    table.write_text(markdown(figures, stamp, images))
     return latest, table
 
 
-def markdown(figures: list[Figure], stamp: str) -> str:
+def markdown(figures: list[Figure], stamp: str, images: list[Path] = ()) -> str:
     lines = [f"# cdclake benchmarks, {stamp}", "",
              "| figure | value | baseline | ratio | target | met | note |", "|---|---|---|---|---|---|---|"]
     for f in figures:
@@ -71,4 +76,5 @@ def markdown(figures: list[Figure], stamp: str) -> str:
         baseline = f"{f.baseline} {f.baseline_value:,}" if f.baseline and f.baseline_value is not None else "-"
         lines.append(f"| {f.name} | {value} | {baseline} | {f.ratio if f.ratio is not None else '-'} | "
                      f"{f.target} | {'yes' if f.met else 'no'} | {f.note} |")
+    lines += [f"\n![{image.stem}]({image.name})" for image in images]
     return "\n".join(lines) + "\n"

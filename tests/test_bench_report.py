@@ -36,3 +36,22 @@ def test_every_target_of_the_issue_has_a_figure_and_its_verdict(tmp_path):
 def test_a_lower_is_better_target_compares_the_value():
     assert Figure("x", 9.0, "s", None, None, "value <= 10").met
     assert not Figure("x", 11.0, "s", None, None, "value <= 10").met
+
+
+def test_the_freshness_run_is_plotted_second_by_second(tmp_path):
+    from bench.lakehouse.run import per_second
+
+    commits = {1: 100.0, 2: 100.5, 3: 101.2, 4: 103.9}
+    seen = {1: 102.0, 2: 102.0, 3: 104.1}  # row 4 never became visible
+    series = per_second(commits, seen)
+    assert series == [{"t": 0, "committed": 2, "visible": 0, "max_lag_s": 2.0},
+                      {"t": 1, "committed": 1, "visible": 0, "max_lag_s": 2.9},
+                      {"t": 2, "committed": 0, "visible": 2, "max_lag_s": None},
+                      {"t": 3, "committed": 1, "visible": 0, "max_lag_s": None},
+                      {"t": 4, "committed": 0, "visible": 1, "max_lag_s": None}]
+    figs = [Figure("freshness_p99", 3.0, "s", None, None, "value <= 10")]
+    _, table = write(figs, tmp_path, at=0, series=series)
+    for name in ("freshness", "throughput"):
+        png = tmp_path / f"1970-01-01T000000Z-{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert f"![1970-01-01T000000Z-{name}](1970-01-01T000000Z-{name}.png)" in table.read_text()

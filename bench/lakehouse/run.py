@@ -174,7 +174,29 @@ def bench_freshness(spark, pipeline, plan: LakehousePlan, seconds: int = 120, ra
     q = statistics.quantiles(lags, n=100) if len(lags) > 2 else [float("nan")] * 99
     return {"trigger_s": plan.trigger_seconds, "offered_rate": rate, "achieved_rate": round(achieved.get("rate", 0)),
             "rows": len(commits), "visible": len(lags),
-            "p50_s": round(q[49], 1), "p99_s": round(q[98], 1), "max_s": round(lags[-1], 1) if lags else None}
+            "p50_s": round(q[49], 1), "p99_s": round(q[98], 1), "max_s": round(lags[-1], 1) if lags else None,
+            "series": per_second(commits, seen)}
+
+
+def per_second(commits: dict[int, float], seen: dict[int, float]) -> list[dict]:
+    """Second by second from the first commit: rows committed, rows that became visible in
+    silver, and the worst freshness of the rows committed in that second (for the plots)."""
+    if not commits:
+        return []
+    start = min(commits.values())
+    buckets: dict[int, dict] = {}
+
+    def bucket(at: float) -> dict:
+        return buckets.setdefault(int(at - start), {"committed": 0, "visible": 0, "max_lag_s": None})
+
+    for key, at in commits.items():
+        b = bucket(at)
+        b["committed"] += 1
+        if key in seen:
+            b["max_lag_s"] = round(max(b["max_lag_s"] or 0.0, seen[key] - at), 2)
+    for key in commits.keys() & seen.keys():
+        bucket(seen[key])["visible"] += 1
+    return [{"t": t, **buckets.get(t, {"committed": 0, "visible": 0, "max_lag_s": None})} for t in range(max(buckets) + 1)]
 
 
 def _visible_ids(catalog, ref: TableRef) -> list[int]:

@@ -332,3 +332,37 @@ def test_a_table_without_primary_key_keyed_by_named_unique_columns(stack, spark,
     assert silver_rows(spark, ref.silver, "at, what, n") == source_rows(pipeline, table, "at, what, n")
     assert len(silver_rows(spark, ref.silver, "at")) == 90
     assert_verified(plan)
+
+
+def test_text_and_composite_keys_merge_through_the_key_filter(stack, spark, cleanup, monkeypatch):
+    """A batch of few keys MERGEs with ``t``'s key IN (its keys), so Spark reads only their rows of
+    silver: the literals must match exactly keys with quotes, backslashes, spaces and non-ASCII."""
+    odd = "E'it''s', E'back\\\\slash', ' padded ', 'Straße', 'STRASSE', E'tab\\there', ''"
+    pipeline, plan = new_capture(
+        stack, cleanup, "keyin", {"s": "k text PRIMARY KEY, v int", "c": "a text, b int, v text, PRIMARY KEY (a, b)"},
+        {"s": f"SELECT k, 1 FROM unnest(ARRAY[{odd}]) k",
+         "c": f"SELECT k, g, 'v' FROM unnest(ARRAY[{odd}]) k, generate_series(1, 3) g"})
+    s, c = plan.table("s"), plan.table("c")
+    schema = plan.tables[0].schema
+    wait_records(pipeline, [s.topic, c.topic], 7 + 21)
+    merges, real_sql = [], spark.sql
+
+    def recording_sql(text, *args, **kwargs):
+        if text.startswith(f"MERGE INTO {s.silver} ") or text.startswith(f"MERGE INTO {c.silver} "):
+            merges.append(text)
+        return real_sql(text, *args, **kwargs)
+
+    monkeypatch.setattr(spark, "sql", recording_sql)
+    run_layers(spark, plan)
+    execute(pipeline, f"UPDATE {schema}.s SET v = 2 WHERE k IN ('it''s', ' padded '); "
+                      f"DELETE FROM {schema}.s WHERE k = 'STRASSE'; INSERT INTO {schema}.s VALUES ('padded', 3); "
+                      f"UPDATE {schema}.c SET v = 'w' WHERE b = 2; DELETE FROM {schema}.c WHERE a = E'back\\\\slash'; "
+                      f"INSERT INTO {schema}.c VALUES ('Straße', 4, 'new'), ('it''s', 4, 'new')")
+    wait_records(pipeline, [s.topic, c.topic], 7 + 21 + 4 + 12)
+    run_layers(spark, plan)
+    keyed = [m for m in merges if " IN (" in m.split(" WHEN ")[0]]
+    assert len(keyed) >= 4, merges  # both tables, both batches, went through the key filter
+    assert silver_rows(spark, s.silver, "k, v") == source_rows(pipeline, f"{schema}.s", "k, v")
+    assert silver_rows(spark, c.silver, "a, b, v") == source_rows(pipeline, f"{schema}.c", "a, b, v")
+    assert len(silver_rows(spark, c.silver, "a")) == 21 - 3 + 2
+    assert_verified(plan)

@@ -178,6 +178,31 @@ def test_merge_never_lets_an_older_change_win_nor_reinserts_a_delete():
     assert "t.`n` = s.`n`" in statement and "t.`id` =" not in statement.split("UPDATE SET")[1]
 
 
+class Rows:
+    """A DataFrame stand-in: ``selectExpr(...).collect()`` gives these rows."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def selectExpr(self, *names):
+        return self
+
+    def collect(self):
+        return self.rows
+
+
+def test_the_key_filter_quotes_each_key_exactly_and_stays_off_where_literals_are_inexact():
+    text = TableSchema("public.t", (col("k", "text", key_pos=1), col("v", "int4")))
+    assert silver.target_key_filter(Rows([("it's",), ("a\\b",)]), text, 2) == "t.`k` IN ('it\\'s', 'a\\\\b')"
+    pair = TableSchema("public.t", (col("a", "int8", key_pos=1), col("b", "varchar", key_pos=2)))
+    assert silver.target_key_filter(Rows([(1, "x"), (2, None)]), pair, 2) == "(t.`a`, t.`b`) IN ((1, 'x'))"
+    assert silver.target_key_filter(Rows([(1, "x")]), pair, silver.KEY_FILTER_LIMIT + 1) is None
+    stamped = TableSchema("public.t", (col("at", "timestamptz", key_pos=1),))
+    assert silver.target_key_filter(Rows([]), stamped, 1) is None
+    statement = silver.merge_sql(TableRef("public.t", "cdc.t", "lake", "ns"), text, "v", None, "t.`k` IN ('a')")
+    assert " ON t.`k` = s.`k` AND t.`k` IN ('a') WHEN MATCHED" in statement
+
+
 # --- gold models --------------------------------------------------------------------------
 
 def test_gold_models_render_for_spark_and_postgres(tmp_path: Path):

@@ -74,6 +74,8 @@ CDC_COLUMNS = [("_cdc_lsn", "bigint"), ("_cdc_ts", "timestamp")]
 COLUMNS_PROPERTY = "cdclake.silver.columns"  # {attnum: [name, former names...]}
 ORDER = "lsn, kafka_partition, kafka_offset"
 COMMIT_ATTEMPTS = 3  # a run that loses the commit race this often stops with ConcurrentCommitError
+KEY_FILTER_LIMIT = 20_000  # batches of up to this many keys read only their own rows of silver
+LITERAL_KEY_TYPES = frozenset({"tinyint", "smallint", "int", "bigint", "string"})  # exact as SQL literals
 
 
 @dataclass
@@ -498,9 +500,32 @@ def tombstones_sql(ref: TableRef, schema: TableSchema, view: str) -> str:
             f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})")
 
 
-def merge_sql(ref: TableRef, schema: TableSchema, view: str, truncated_before: int | None = None) -> str:
+def target_key_filter(source: DataFrame, schema: TableSchema, keys: int) -> str | None:
+    """``t``'s key IN (the batch's keys), or None when the batch is too large or its keys' literals inexact.
+
+    A MERGE with an insert clause is an outer join that keeps every source row, so Spark
+    cannot broadcast the batch and shuffles and sorts all of silver instead (profiled: 8 of
+    11 s for 10k changes into 10M rows). A condition on the target alone in the ON clause is
+    implied by the key equality and Spark pushes it below the join: silver is filtered
+    while it is scanned. Not for a TRUNCATE's MERGE, whose NOT MATCHED BY SOURCE clause
+    must see every row.
+    """
+    if keys > KEY_FILTER_LIMIT or any(c.spark_type not in LITERAL_KEY_TYPES for c in schema.keys):
+        return None
+    names = [q(c.name) for c in schema.keys]
+    rows = [row for row in source.selectExpr(*names).collect() if None not in row]
+    if not rows:
+        return None
+    values = [", ".join(literal(v) if isinstance(v, str) else str(int(v)) for v in row) for row in rows]
+    if len(names) == 1:
+        return f"t.{names[0]} IN ({', '.join(values)})"
+    return f"({', '.join('t.' + n for n in names)}) IN ({', '.join(f'({v})' for v in values)})"
+
+
+def merge_sql(ref: TableRef, schema: TableSchema, view: str, truncated_before: int | None = None,
+              key_filter: str | None = None) -> str:
     """MERGE of the resolved changes into silver (see the module docstring for the rules)."""
-    on = " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}" for c in schema.keys)
+    on = " AND ".join([f"t.{q(c.name)} = s.{q(c.name)}" for c in schema.keys] + ([key_filter] if key_filter else []))
     sets, names = [], []
     for i, column in enumerate(schema.columns):
         name = q(column.name)
@@ -546,10 +571,11 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
         if deletes:  # else the tombstones MERGE has no source row: a second of Spark jobs for nothing
             spark.sql(tombstones_sql(ref, schema, view))
         faults.point("silver.after_tombstones", spark)
+        key_filter = target_key_filter(source, schema, count) if deletes_before is None else None
 
         def _merge():
             with faults.commit("silver.before_commit", spark, ref.silver):
-                spark.sql(merge_sql(ref, schema, view, deletes_before))
+                spark.sql(merge_sql(ref, schema, view, deletes_before, key_filter))
 
         with_commit_properties(spark, properties, _merge)
         faults.point("silver.after_commit", spark)
