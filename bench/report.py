@@ -20,6 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench import plots
+
 RESULTS = Path(__file__).resolve().parent / "results"
 OPERATORS = {">=": operator.ge, "<=": operator.le}
 
@@ -56,8 +58,6 @@ def write(figures: list[Figure], directory: Path = RESULTS, at: float | None = N
           series: list[dict] | None = None) -> tuple[Path, Path]:
     """Write ``latest.json``, a dated markdown table and, given the freshness run's
     per-second ``series``, its plots (linked from the table); returns the first two paths."""
-    from bench import plots
-
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime(at))
     latest = directory / "latest.json"

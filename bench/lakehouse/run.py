@@ -184,19 +184,15 @@ def per_second(commits: dict[int, float], seen: dict[int, float]) -> list[dict]:
     if not commits:
         return []
     start = min(commits.values())
-    buckets: dict[int, dict] = {}
-
-    def bucket(at: float) -> dict:
-        return buckets.setdefault(int(at - start), {"committed": 0, "visible": 0, "max_lag_s": None})
-
+    last = max([*commits.values(), *(seen[k] for k in commits.keys() & seen.keys())])
+    series = [{"t": t, "committed": 0, "visible": 0, "max_lag_s": None} for t in range(int(last - start) + 1)]
     for key, at in commits.items():
-        b = bucket(at)
-        b["committed"] += 1
+        point = series[int(at - start)]
+        point["committed"] += 1
         if key in seen:
-            b["max_lag_s"] = round(max(b["max_lag_s"] or 0.0, seen[key] - at), 2)
-    for key in commits.keys() & seen.keys():
-        bucket(seen[key])["visible"] += 1
-    return [{"t": t, **buckets.get(t, {"committed": 0, "visible": 0, "max_lag_s": None})} for t in range(max(buckets) + 1)]
+            point["max_lag_s"] = round(max(point["max_lag_s"] or 0.0, seen[key] - at), 2)
+            series[max(0, int(seen[key] - start))]["visible"] += 1
+    return series
 
 
 def _visible_ids(catalog, ref: TableRef) -> list[int]:
