@@ -24,11 +24,14 @@ QUIET = lambda message: None  # noqa: E731
 
 
 def new_capture(stack, cleanup, prefix: str, ddl: dict[str, str], rows: dict[str, str],
-                keys: dict[str, list[str]] | None = None, setup: str = "", types: str = ""):
+                keys: dict[str, list[str]] | None = None, setup: str = "", types: str = "",
+                adjust=None, before_capture=None):
     """A schema of its own with ``types`` created, ``ddl`` tables and ``rows`` inserted (then
-    ``setup`` run), captured; ``keys`` are source.key_columns by table. Returns (pipeline, plan)."""
+    ``setup`` run), captured; ``keys`` are source.key_columns by table, ``adjust`` changes the
+    pipeline, ``before_capture(pipeline)`` runs just before the capture starts. Returns (pipeline, plan)."""
     tag = unique(prefix)
     pipeline = lake_pipeline(stack, tag, list(ddl))
+    pipeline = adjust(pipeline) if adjust else pipeline
     if keys:
         source = pipeline.source.model_copy(update={"key_columns": {f"{tag}.{t}": c for t, c in keys.items()}})
         pipeline = pipeline.model_copy(update={"source": source})
@@ -44,6 +47,8 @@ def new_capture(stack, cleanup, prefix: str, ddl: dict[str, str], rows: dict[str
             conn.execute(f"INSERT INTO {table} {select}")
         if setup:
             conn.execute(setup)
+    if before_capture:
+        before_capture(pipeline)
     start_capture(pipeline)
     return pipeline, plan_from_pipeline(pipeline)
 

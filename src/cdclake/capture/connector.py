@@ -92,7 +92,8 @@ def connector_config(pipeline: Pipeline) -> dict[str, str]:
         "publication.name": src.publication,
         "publication.autocreate.mode": "disabled",  # cdclake owns it (least privilege)
         "slot.name": src.slot,
-        "snapshot.mode": connect.snapshot_mode,
+        # A parallel initial load reads the rows itself (lakehouse/initial_load.py): the connector only streams.
+        "snapshot.mode": "no_data" if connect.initial_load == "parallel" else connect.snapshot_mode,
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive",
         # ISO 8601 with each field kept (numeric would fold months into 30.4375 days).

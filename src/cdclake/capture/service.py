@@ -44,7 +44,10 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     # A new connector snapshots every table itself; an updated one only streams the tables it
     # gains, so those get a snapshot of their existing rows: incremental by key, blocking without.
     added = [t for t in pipeline.source.tables if t not in previously_captured(current)] if current else []
-    keyed, unkeyed = [t for t in added if t not in keyless], [t for t in added if t in keyless]
+    parallel = pipeline.connect.initial_load == "parallel"
+    # A parallel load reads its snapshot after the connector streams the tables; else Debezium reads them.
+    to_load = (added if current else list(pipeline.source.tables)) if parallel else []
+    keyed, unkeyed = ([], []) if parallel else ([t for t in added if t not in keyless], [t for t in added if t in keyless])
     # Marked before the connector streams them: every change it then streams is past the mark.
     marked = mark_resnapshot(pipeline, keyed) if keyed else None
     if changed:
@@ -59,6 +62,7 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
         state = connect.status(name)
     snapshots = load_keyless(pipeline, unkeyed, progress) if unkeyed else {}
     snapshots.update(snapshot_added(pipeline, keyed, marked, progress))
+    snapshots.update(load_in_parallel(pipeline, to_load, keyless, progress) if to_load else {})
     return {"connector": name, "changed": changed, "topics_created": created, "status": state,
             "snapshots": snapshots}
 
@@ -88,6 +92,22 @@ def snapshot_added(pipeline: Pipeline, tables: list[str], lsn: int | None, progr
     progress(f"snapshotting the existing rows of {', '.join(tables)} (incremental, from LSN {lsn}; "
              "streaming goes on)")
     return signals
+
+
+def load_in_parallel(pipeline: Pipeline, tables: list[str], keyless: list[str], progress=print) -> dict[str, str]:
+    """The tables' existing rows, loaded in parallel straight into bronze (lakehouse/initial_load.py)
+    once the connector streams them; a table it cannot load gets Debezium's snapshot instead."""
+    from cdclake.lakehouse import initial_load
+
+    loaded, refused = initial_load.load_tables(pipeline, [t for t in tables if t not in keyless], progress)
+    for table, reason in refused.items():
+        progress(f"{table}: no parallel load, {reason}; Debezium's incremental snapshot reads it")
+    fallback = [t for t in tables if str(t) in refused]
+    result = {table: f"parallel load: {rows} rows" for table, rows in loaded.items()}
+    unkeyed = [t for t in tables if t in keyless]
+    result.update(load_keyless(pipeline, unkeyed, progress) if unkeyed else {})
+    result.update(snapshot_added(pipeline, fallback, mark_resnapshot(pipeline, fallback), progress) if fallback else {})
+    return result
 
 
 def wait_reconfigured(pipeline: Pipeline, include_list: str, timeout: float = RUNNING_TIMEOUT) -> None:
@@ -231,14 +251,23 @@ def slot_status(pipeline: Pipeline, slot: str | None = None) -> dict[str, Any]:
     return {"name": slot, "exists": True, **dict(zip(keys, row))}
 
 
-def snapshot_table(pipeline: Pipeline, table: str, progress=print) -> str:
-    """Re-snapshot one table; returns the signal's id.
+def snapshot_table(pipeline: Pipeline, table: str, progress=print, parallel: bool = False) -> str:
+    """Re-snapshot one table; returns the signal's id (or what the parallel load did).
 
     A keyed table gets an incremental snapshot (streaming goes on; its rows arrive as op
-    ``r`` and overwrite silver's). A keyless one is marked and loaded again whole
+    ``r`` and overwrite silver's), or with ``parallel`` a parallel load straight into bronze
+    (lakehouse/initial_load.py). A keyless one is marked and loaded again whole
     (resnapshot.load_keyless), since silver has no key to overwrite by.
     """
     qualified = pipeline.source.resolve_table(table)
+    if parallel:
+        from cdclake.lakehouse import initial_load
+
+        loaded, refused = initial_load.load_tables(pipeline, [qualified], progress)
+        if refused:
+            raise CaptureError(f"cannot load {qualified} in parallel: {refused[str(qualified)]}; "
+                               f"`cdclake connector snapshot {qualified}` reads it through Debezium")
+        return f"parallel load: {loaded[str(qualified)]} rows"
     if qualified in keyless_tables(pipeline):
         return load_keyless(pipeline, [qualified], progress).get(qualified, "none: the table is empty")
     return signal_snapshot(pipeline, [qualified], "incremental")

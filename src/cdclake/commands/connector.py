@@ -61,13 +61,15 @@ for _verb, _doc in (("restart", "Restart the connector and its tasks."), ("pause
 
 @connector.command()
 @click.argument("table")
+@click.option("--parallel", is_flag=True, help="read the rows in parallel chunks at one exported snapshot "
+                                                "straight into bronze (docs/lakehouse.md, \"Parallel initial load\")")
 @pass_ctx
-def snapshot(ctx: Context, table: str) -> None:
+def snapshot(ctx: Context, table: str, parallel: bool) -> None:
     """Re-snapshot one TABLE (schema.table, or table for public) through the signal table.
 
     A table with a key is snapshotted incrementally while streaming goes on; a keyless one is
     loaded again whole by a blocking snapshot (docs/lakehouse.md, "Tables without a key")."""
     from cdclake.capture import service
 
-    signal = service.snapshot_table(ctx.pipeline(), table, progress=ctx.progress)
+    signal = service.snapshot_table(ctx.pipeline(), table, progress=ctx.progress, parallel=parallel)
     ctx.emit({"table": table, "signal": signal}, lambda r: f"snapshot of {r['table']} requested ({r['signal']})")

@@ -196,6 +196,10 @@ class ConnectConfig(ManagedOrAddress):
     group_id: str = "cdclake-connect"
     connector_name: str = "cdclake-postgres"
     snapshot_mode: Literal["initial", "no_data", "when_needed", "initial_only"] = "initial"
+    initial_load: Literal["debezium", "parallel"] = Field(
+        "debezium", description="how a new connector's tables, and tables added later, get their existing rows: "
+                                "Debezium's snapshot, or cdclake's parallel load at one exported snapshot straight "
+                                "into bronze (the connector then starts with snapshot.mode no_data)")
     heartbeat_interval_ms: int = Field(10_000, ge=100)
     secrets_file: str | None = Field(
         None, description="path ON THE CONNECT WORKER of a properties file with password=...; "

@@ -223,7 +223,7 @@ def spark_scalar_type(pg_type: str, typmod: int, typtype: str = "b") -> str:
     return SCALAR_TYPES[pg_type]
 
 
-def _millis_precision(column: Column) -> bool:
+def millis_precision(column: Column) -> bool:
     """time/timestamp(p<=3) arrive in milliseconds under time.precision.mode=adaptive."""
     return 0 <= column.typmod <= 3 and not column.is_array
 
@@ -246,12 +246,12 @@ def convert(raw: str, column: Column, element: bool = False) -> str:
         return f"transform(from_json({raw}, 'array<string>'), x -> {inner})"
     kind, pg = column.element_type, column.pg_type
     if pg == "timestamp":
-        scale = 1000 if _millis_precision(column) else 1
+        scale = 1000 if millis_precision(column) else 1
         micros = f"CAST({raw} AS BIGINT) * {scale}"
         return _guarded(f"{micros} < {FIRST_AD_MICROS} AND {micros} <> {TIMESTAMP_MINUS_INFINITY}",
                         f"CAST(timestamp_micros({micros}) AS TIMESTAMP_NTZ)", column, "a BC timestamp, which Debezium does not carry exactly")
     if pg == "time":
-        return f"CAST({raw} AS BIGINT) * 1000" if _millis_precision(column) else f"CAST({raw} AS BIGINT)"
+        return f"CAST({raw} AS BIGINT) * 1000" if millis_precision(column) else f"CAST({raw} AS BIGINT)"
     if pg == "date":
         return _guarded(f"CAST({raw} AS INT) < {FIRST_AD_DAY}", f"date_add(DATE'1970-01-01', CAST({raw} AS INT))",
                         column, "a BC or infinite date, which Debezium does not carry exactly")

@@ -207,8 +207,8 @@ def _stored_columns(spark: SparkSession, ref: TableRef) -> dict[int, list[str]] 
 
 
 def _save_columns(spark: SparkSession, ref: TableRef, tracked: dict[int, list[str]]) -> None:
-    value = json.dumps({str(k): v for k, v in sorted(tracked.items())}).replace("'", "\\'")
-    spark.sql(f"ALTER TABLE {ref.silver} SET TBLPROPERTIES ('{COLUMNS_PROPERTY}' = '{value}')")
+    value = json.dumps({str(k): v for k, v in sorted(tracked.items())})
+    spark.sql(f"ALTER TABLE {ref.silver} SET TBLPROPERTIES ('{COLUMNS_PROPERTY}' = {literal(value)})")
 
 
 def _follow_renames(spark: SparkSession, ref: TableRef, schema: TableSchema, tracked: dict[int, list[str]],
