@@ -92,6 +92,7 @@ def test_a_first_run_loads_every_table_in_parallel_while_writes_go_on(stack, spa
     only_others = with_tables(pipeline, [f"{schema}.keyless", f"{schema}.other"])
     service.apply(only_others, progress=QUIET)
     execute(pipeline, f"DELETE FROM {schema}.typed WHERE id <= 1000; UPDATE {schema}.typed SET v = 'gap' WHERE id > 2900")
+    wait_confirmed(only_others)  # Debezium is past the gap: re-added, it does not stream those changes
     assert service.apply(pipeline, progress=QUIET)["snapshots"][f"{schema}.typed"].startswith("parallel load")
     execute(pipeline, f"UPDATE {schema}.typed SET v = 'after' WHERE id BETWEEN 2000 AND 2010")
     wait_confirmed(pipeline)
