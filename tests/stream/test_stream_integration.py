@@ -295,7 +295,7 @@ def test_two_processes_split_the_partitions_and_report_status(stack, stack_dir):
         wait_for(split, 60, "both processes to hold disjoint partitions")
         produce(bootstrap, f"{ns}.users", [({"id": i}, user(i)) for i in range(300)])
         out = read(bootstrap, f"{ns}-bronze.users", 300)
-        wait_for(lambda: "in=300" in " ".join(metrics.stream_status(pipeline)["steps"]), 20, "metrics of 300 events")
+        wait_for(lambda: "in=300" in " ".join(metrics.stream_status(pipeline)["steps"]), 60, "metrics of 300 events")
         status = metrics.stream_status(pipeline)
     finally:
         for proc in procs:
