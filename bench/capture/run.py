@@ -40,9 +40,9 @@ from cdclake.stack.postgres import pg_bin
 TABLE = "events"
 
 
-def isolated(pipeline: Pipeline, tag: str) -> Pipeline:
-    """The pipeline with the benchmark's own schema, slot, publication, topics and connector."""
-    src = pipeline.source.with_tables([f"{tag}.{TABLE}"], **{"publication": f"pub_{tag}",
+def isolated(pipeline: Pipeline, tag: str, tables: list[str] | None = None) -> Pipeline:
+    """The pipeline with the benchmark's own schema (or ``tables``), slot, publication, topics and connector."""
+    src = pipeline.source.with_tables(tables or [f"{tag}.{TABLE}"], **{"publication": f"pub_{tag}",
                                              "slot": f"slot_{tag}", "capture_user": f"dbz_{tag}",
                                              "cdc_schema": f"cdc_{tag}"})
     return pipeline.model_copy(update={

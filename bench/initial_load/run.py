@@ -20,12 +20,9 @@ import argparse
 import json
 import time
 
-from psycopg import sql
-
-from cdclake.broker.topics import end_offsets
-from cdclake.capture import recover, service
+from bench.capture.run import cleanup, isolated, wait_total
+from cdclake.capture import service
 from cdclake.config import Pipeline, load
-from cdclake.config.tables import TableId
 from cdclake.lakehouse import runner
 from cdclake.lakehouse.configuration import plan_from_pipeline
 from cdclake.lakehouse.spark import session
@@ -48,31 +45,11 @@ def fill_table(pipeline: Pipeline, rows: int) -> None:
 
 
 def variant(stack: Pipeline, tag: str, initial_load: str) -> Pipeline:
-    """The stack's pipeline capturing only the bench table, with capture state of its own."""
-    source = stack.source.model_copy(update={
-        "tables": [TableId.parse(TABLE)], "publication": f"pub_{tag}", "slot": f"slot_{tag}",
-        "capture_user": f"dbz_{tag}", "cdc_schema": f"cdc_{tag}"})
-    connect = stack.connect.model_copy(update={"connector_name": f"conn_{tag}", "initial_load": initial_load,
-                                               "snapshot_mode": "initial"})
-    kafka = stack.kafka.model_copy(update={"topic_prefix": f"cdc_{tag}"})
-    lakehouse = stack.lakehouse.model_copy(update={"namespace": f"ns_{tag}"})
-    return stack.model_copy(update={"source": source, "connect": connect, "kafka": kafka, "lakehouse": lakehouse})
-
-
-def drop(pipeline: Pipeline) -> None:
-    service.client(pipeline).delete(pipeline.connect.connector_name)
-    recover.drop_slot(pipeline, progress=QUIET)
-    with connection.connect(pipeline, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(pipeline.source.publication)))
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(pipeline.source.cdc_schema)))
-
-
-def wait_records(pipeline: Pipeline, topic: str, rows: int, timeout: float = 3600) -> None:
-    deadline = time.monotonic() + timeout
-    while sum(end_offsets(pipeline.kafka.bootstrap, [topic]).get(topic, {}).values()) < rows:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{topic} holds fewer than {rows:,} records after {timeout:.0f}s")
-        time.sleep(1)
+    """The stack's pipeline capturing only the bench table, with capture state and a namespace of its own."""
+    pipeline = isolated(stack, tag, [TABLE])
+    connect = pipeline.connect.model_copy(update={"initial_load": initial_load, "snapshot_mode": "initial"})
+    lakehouse = pipeline.lakehouse.model_copy(update={"namespace": f"ns_{tag}"})
+    return pipeline.model_copy(update={"connect": connect, "lakehouse": lakehouse})
 
 
 def timed(action) -> float:
@@ -97,26 +74,29 @@ def _run(spark, plan, layer: str) -> None:
 
 
 def debezium_way(spark, stack: Pipeline, rows: int, tag: str) -> dict:
-    pipeline = variant(stack, f"{tag}_dbz", "debezium")
+    tag = f"{tag}_dbz"
+    pipeline = variant(stack, tag, "debezium")
     init_source(pipeline, progress=QUIET)
     try:
         topic = plan_from_pipeline(pipeline).tables[0].topic
-        kafka = timed(lambda: (service.apply(pipeline, progress=QUIET), wait_records(pipeline, topic, rows)))
+        kafka = timed(lambda: (service.apply(pipeline, progress=QUIET),
+                               wait_total(pipeline.kafka.bootstrap, topic, rows, timeout=3600)))
         seconds = {"snapshot_to_kafka": kafka, **into_silver(spark, pipeline, rows, ["bronze", "silver"])}
     finally:
-        drop(pipeline)
+        cleanup(pipeline, tag)
     return {"seconds": seconds, "kafka_rows_per_s": round(rows / kafka),
             "rows_per_s": round(rows / sum(seconds.values()))}
 
 
 def parallel_way(spark, stack: Pipeline, rows: int, tag: str) -> dict:
-    pipeline = variant(stack, f"{tag}_par", "parallel")
+    tag = f"{tag}_par"
+    pipeline = variant(stack, tag, "parallel")
     init_source(pipeline, progress=QUIET)
     try:
         seconds = {"load_to_bronze": timed(lambda: service.apply(pipeline, progress=print)),
                    **into_silver(spark, pipeline, rows, ["silver"])}
     finally:
-        drop(pipeline)
+        cleanup(pipeline, tag)
     return {"seconds": seconds, "rows_per_s": round(rows / sum(seconds.values())),
             "workers": spark.sparkContext.defaultParallelism}
 

@@ -47,7 +47,8 @@ def apply(pipeline: Pipeline, progress=print, wait: bool = True) -> dict[str, An
     parallel = pipeline.connect.initial_load == "parallel"
     # A parallel load reads its snapshot after the connector streams the tables; else Debezium reads them.
     to_load = (added if current else list(pipeline.source.tables)) if parallel else []
-    keyed, unkeyed = ([], []) if parallel else ([t for t in added if t not in keyless], [t for t in added if t in keyless])
+    by_debezium = [] if parallel else added
+    keyed, unkeyed = [t for t in by_debezium if t not in keyless], [t for t in by_debezium if t in keyless]
     # Marked before the connector streams them: every change it then streams is past the mark.
     marked = mark_resnapshot(pipeline, keyed) if keyed else None
     if changed:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cdclake.config import Pipeline
-from cdclake.config.tables import TableId
+from cdclake.config.tables import TableId, quote
 from cdclake.lakehouse import bronze
 from cdclake.lakehouse.configuration import LakehousePlan, TableRef
 from cdclake.lakehouse.pgschema import (
@@ -66,14 +66,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def encoding(column: Column) -> str | None:
     """SQL rendering the column's value as Debezium's JSON encoding of it (docs/events.md), or
     None when cdclake does not reproduce it (arrays, intervals, money, bits, geometry, ranges, ...)."""
-    c = _ident(column.name)
+    c = quote(column.name)
     pg = column.pg_type
     if column.is_array:
         return None
@@ -122,7 +118,7 @@ def event_sql(table: TableId, schema: TableSchema, lsn: int, source_ts_ms: int) 
                 "__schema": json.dumps(table.schema), "__snapshot": json.dumps(LOAD_MARK)}
     return (f"SELECT ctid AS __ctid, {_json_object(schema.keys)} AS event_key, "
             f"{_json_object(list(schema.columns), envelope)} AS event_value "
-            f"FROM {_ident(table.schema)}.{_ident(table.name)}")
+            f"FROM {table}")  # a TableId reads as its quoted SQL name
 
 
 def chunk_predicates(blocks: int, chunks: int) -> list[str]:
@@ -186,12 +182,11 @@ def bronze_rows(frame: DataFrame, ref: TableRef, snapshot: Snapshot) -> DataFram
     ).withColumn("kafka_topic", lit(ref.topic))
 
 
-def load_table(spark: SparkSession, pipeline: Pipeline, plan: LakehousePlan, ref: TableRef,
+def load_table(spark: SparkSession, pipeline: Pipeline, plan: LakehousePlan, ref: TableRef, schema: TableSchema,
                snapshot: Snapshot, chunks: int) -> int:
     """Append the table's rows at ``snapshot`` to bronze in one commit; returns the row count."""
     with plan.connect_source() as conn:
-        schema = read_schema(conn, ref.source, ref.key_columns)
-        blocks = conn.execute(BLOCKS_SQL, (f"{_ident(ref.source.schema)}.{_ident(ref.source.name)}",)).fetchone()[0]
+        blocks = conn.execute(BLOCKS_SQL, (str(ref.source),)).fetchone()[0]
     url, properties = jdbc_source(pipeline, snapshot)
     query = f"({event_sql(ref.source, schema, snapshot.lsn, snapshot.taken_ms)}) AS cdclake_load"
     frame = spark.read.jdbc(url, query, predicates=chunk_predicates(blocks, chunks), properties=properties)
@@ -204,13 +199,10 @@ def load_table(spark: SparkSession, pipeline: Pipeline, plan: LakehousePlan, ref
 
 def loaded_rows(spark: SparkSession, ref: TableRef, lsn: int) -> int:
     """The rows the load at ``lsn`` appended to bronze (its commit's summary; 0 for an empty table)."""
-    from cdclake.lakehouse.spark import load_table
+    from cdclake.lakehouse.spark import load_table, newest_summary
 
-    for committed in load_table(spark, ref.bronze).snapshots():
-        summary = committed.summary()
-        if summary.get(LOAD_LSN_KEY) == str(lsn):
-            return int(summary.get("added-records") or 0)
-    return 0
+    summary = newest_summary(load_table(spark, ref.bronze), lambda s: s.get(LOAD_LSN_KEY) == str(lsn))
+    return int(summary.get("added-records") or 0) if summary else 0
 
 
 def refusal(ref: TableRef, schema: TableSchema) -> str | None:
@@ -226,7 +218,7 @@ def refusal(ref: TableRef, schema: TableSchema) -> str | None:
     return None
 
 
-def load(spark: SparkSession, pipeline: Pipeline, plan: LakehousePlan, refs: list[TableRef],
+def load(spark: SparkSession, pipeline: Pipeline, plan: LakehousePlan, tables: dict[TableRef, TableSchema],
          progress=print) -> dict[str, int]:
     """Load the tables' rows at one snapshot into bronze, then mark T in their topics.
 
@@ -237,16 +229,16 @@ def load(spark: SparkSession, pipeline: Pipeline, plan: LakehousePlan, refs: lis
 
     chunks = CHUNKS_PER_CORE * spark.sparkContext.defaultParallelism
     loaded: dict[str, int] = {}
-    with exported_snapshot(pipeline, [r.source for r in refs]) as snapshot:
-        progress(f"loading {', '.join(str(r.source) for r in refs)} at LSN {snapshot.lsn} "
+    with exported_snapshot(pipeline, [r.source for r in tables]) as snapshot:
+        progress(f"loading {', '.join(str(r.source) for r in tables)} at LSN {snapshot.lsn} "
                  f"({chunks} chunks per table, {spark.sparkContext.defaultParallelism} at a time)")
-        for ref in refs:
+        for ref, schema in tables.items():
             started = time.monotonic()
-            loaded[str(ref.source)] = load_table(spark, pipeline, plan, ref, snapshot, chunks)
+            rows = loaded[str(ref.source)] = load_table(spark, pipeline, plan, ref, schema, snapshot, chunks)
             seconds = time.monotonic() - started
-            progress(f"  {ref.source}: {loaded[str(ref.source)]:,} rows into {ref.bronze_short} in {seconds:.1f}s "
-                     f"({loaded[str(ref.source)] / max(seconds, 1e-3):,.0f} rows/s)")
-        write_markers(pipeline, [r.source for r in refs], snapshot.lsn)
+            progress(f"  {ref.source}: {rows:,} rows into {ref.bronze_short} in {seconds:.1f}s "
+                     f"({rows / max(seconds, 1e-3):,.0f} rows/s)")
+        write_markers(pipeline, [r.source for r in tables], snapshot.lsn)
     return loaded
 
 
@@ -261,9 +253,10 @@ def load_tables(pipeline: Pipeline, tables: list[TableId], progress=print) -> tu
 
     plan = plan_from_pipeline(pipeline, [str(t) for t in tables])
     with plan.connect_source() as conn:
-        reasons = {ref: refusal(ref, read_schema(conn, ref.source, ref.key_columns)) for ref in plan.tables}
+        schemas = {ref: read_schema(conn, ref.source, ref.key_columns) for ref in plan.tables}
+    reasons = {ref: refusal(ref, schema) for ref, schema in schemas.items()}
     refused = {str(ref.source): reason for ref, reason in reasons.items() if reason}
-    loadable = [ref for ref, reason in reasons.items() if not reason]
+    loadable = {ref: schemas[ref] for ref, reason in reasons.items() if not reason}
     if not loadable:
         return {}, refused
     from pyspark.sql import SparkSession

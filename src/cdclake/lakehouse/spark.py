@@ -7,6 +7,7 @@ PySpark is imported lazily, so the CLI and the unit tests start without a JVM.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,15 +210,20 @@ def latest_summary_value(spark: SparkSession, name: str, key: str) -> tuple[int 
         (current snapshot id or None for an empty table, the value or None).
     """
     table = load_table(spark, name)
+    current = table.currentSnapshot()
+    summary = newest_summary(table, lambda s: s.get(key) is not None)
+    return (current.snapshotId() if current is not None else None), (summary.get(key) if summary else None)
+
+
+def newest_summary(table: Any, wanted: Callable[[Any], bool]) -> Any:
+    """The summary of the newest snapshot, walking back its parents, that ``wanted`` accepts (or None)."""
     snapshot = table.currentSnapshot()
-    current = snapshot.snapshotId() if snapshot is not None else None
     while snapshot is not None:
-        value = snapshot.summary().get(key)
-        if value is not None:
-            return current, value
+        if wanted(snapshot.summary()):
+            return snapshot.summary()
         parent = snapshot.parentId()
         snapshot = table.snapshot(parent) if parent is not None else None
-    return current, None
+    return None
 
 
 def with_commit_properties(spark: SparkSession, properties: dict[str, str], action) -> Any:
