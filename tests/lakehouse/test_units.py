@@ -193,12 +193,15 @@ class Rows:
 
 def test_the_key_filter_quotes_each_key_exactly_and_stays_off_where_literals_are_inexact():
     text = TableSchema("public.t", (col("k", "text", key_pos=1), col("v", "int4")))
-    assert silver.target_key_filter(Rows([("it's",), ("a\\b",)]), text, 2) == "t.`k` IN ('it\\'s', 'a\\\\b')"
+    big = 10**9
+    assert silver.target_key_filter(Rows([("it's",), ("a\\b",)]), text, 2, big) == "t.`k` IN ('it\\'s', 'a\\\\b')"
     pair = TableSchema("public.t", (col("a", "int8", key_pos=1), col("b", "varchar", key_pos=2)))
-    assert silver.target_key_filter(Rows([(1, "x"), (2, None)]), pair, 2) == "(t.`a`, t.`b`) IN ((1, 'x'))"
-    assert silver.target_key_filter(Rows([(1, "x")]), pair, silver.KEY_FILTER_LIMIT + 1) is None
+    assert silver.target_key_filter(Rows([(1, "x"), (2, None)]), pair, 2, big) == "(t.`a`, t.`b`) IN ((1, 'x'))"
+    assert silver.target_key_filter(Rows([(1, "x")]), pair, silver.KEY_FILTER_LIMIT + 1, big) is None
+    # A silver table too small for the filter to pay reads all of it.
+    assert silver.target_key_filter(Rows([(1, "x")]), pair, 1, silver.KEY_FILTER_MIN_ROWS_PER_KEY - 1) is None
     stamped = TableSchema("public.t", (col("at", "timestamptz", key_pos=1),))
-    assert silver.target_key_filter(Rows([]), stamped, 1) is None
+    assert silver.target_key_filter(Rows([]), stamped, 1, big) is None
     statement = silver.merge_sql(TableRef("public.t", "cdc.t", "lake", "ns"), text, "v", None, "t.`k` IN ('a')")
     assert " ON t.`k` = s.`k` AND t.`k` IN ('a') WHEN MATCHED" in statement
 
