@@ -5,8 +5,9 @@
 - ``merge``: silver MERGE time of the same 10k changes (70% updates, 20% inserts, 10%
   deletes) into tables of 1M and 10M rows; target growth <= 1.2x for 10x the rows.
 - ``freshness``: continuous bronze+silver with the configured trigger (10 s) under a
-  steady insert load (--rate, 1,000 changes/s); commit-to-visible-in-silver p50/p99
-  (target p99 <= 10 s).
+  steady insert load (--rate, 1,000 changes/s) after a 30 s warm-up; commit-to-visible-in-silver
+  p50/p99 (target p99 <= 10 s), visible = the commit time of the first silver snapshot holding
+  the row.
 
 Usage (on a running stack, `cdclake up`):
     .venv/bin/python -m bench.lakehouse -c pipeline.yaml [ingest|merge|freshness|all] [--events 200000]
