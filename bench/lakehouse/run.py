@@ -176,8 +176,7 @@ def bench_freshness(spark, pipeline, plan: LakehousePlan, seconds: int = 120, ra
             # A row is visible from the commit of the first snapshot holding it: Iceberg's own
             # commit time, not when this loop happened to look (metadata is polled every 0.2 s).
             last = snapshot.snapshot_id
-            ids = table.scan(selected_fields=("id",), snapshot_id=last).to_arrow().column("id").to_pylist()
-            for i in ids:
+            for i in _visible_ids(table, last):
                 seen.setdefault(i, snapshot.timestamp_ms / 1000)
         if not load_thread.is_alive() and commits and all(i in seen for i in commits):
             break
@@ -186,11 +185,12 @@ def bench_freshness(spark, pipeline, plan: LakehousePlan, seconds: int = 120, ra
     job.join(60)
     measured = {i: at for i, at in commits.items() if at >= achieved["measured_from"]}
     lags = sorted(seen[i] - at for i, at in measured.items() if i in seen)
+    whole_run = sorted(seen[i] - at for i, at in commits.items() if i in seen)
     q = _percentiles(lags)
     return {"trigger_s": plan.trigger_seconds, "offered_rate": rate, "achieved_rate": round(achieved.get("rate", 0)),
             "warm_up_s": warm_up, "rows": len(measured), "visible": len(lags),
             "p50_s": round(q[49], 1), "p99_s": round(q[98], 1), "max_s": round(lags[-1], 1) if lags else None,
-            "p99_with_warm_up_s": round(_percentiles(sorted(seen[i] - at for i, at in commits.items() if i in seen))[98], 1),
+            "p99_with_warm_up_s": round(_percentiles(whole_run)[98], 1),
             "series": per_second(commits, seen)}
 
 
@@ -222,9 +222,11 @@ def _silver_table(catalog, ref: TableRef):
         return None
 
 
-def _visible_ids(catalog, ref: TableRef) -> list[int]:
-    table = _silver_table(catalog, ref)
-    return table.scan(selected_fields=("id",)).to_arrow().column("id").to_pylist() if table is not None else []
+def _visible_ids(table, snapshot_id: int | None = None) -> list[int]:
+    """The ids in silver (at ``snapshot_id``, else its current snapshot); none before it exists."""
+    if table is None:
+        return []
+    return table.scan(selected_fields=("id",), snapshot_id=snapshot_id).to_arrow().column("id").to_pylist()
 
 
 def _warm_up(pipeline, catalog, ref: TableRef, timeout: float = 300) -> None:
@@ -232,7 +234,7 @@ def _warm_up(pipeline, catalog, ref: TableRef, timeout: float = 300) -> None:
     with connection.connect(pipeline, autocommit=True) as conn:
         key = conn.execute("INSERT INTO public.bench_fresh (pad) VALUES ('warm-up') RETURNING id").fetchone()[0]
     deadline = time.monotonic() + timeout
-    while key not in _visible_ids(catalog, ref):
+    while key not in _visible_ids(_silver_table(catalog, ref)):
         if time.monotonic() > deadline:
             raise TimeoutError(f"warm-up row {key} not in {ref.silver_short} after {timeout}s")
         time.sleep(1)

@@ -61,6 +61,7 @@ from cdclake.lakehouse.pgschema import (
 )
 from cdclake.lakehouse.spark import (
     commit_conflict,
+    data_file_rows,
     latest_summary_value,
     load_table,
     table_exists,
@@ -529,12 +530,6 @@ def target_key_filter(source: DataFrame, schema: TableSchema, keys: int, target_
     return f"({', '.join('t.' + n for n in names)}) IN ({', '.join(f'({v})' for v in values)})"
 
 
-def _row_count(spark: SparkSession, table: str) -> int:
-    """The rows in a table's data files (its snapshot summary: no scan; rows deleted by delete files count too)."""
-    current = load_table(spark, table).currentSnapshot()
-    return int(current.summary().get("total-records") or 0) if current is not None else 0
-
-
 def merge_sql(ref: TableRef, schema: TableSchema, view: str, truncated_before: int | None = None,
               key_filter: str | None = None) -> str:
     """MERGE of the resolved changes into silver (see the module docstring for the rules)."""
@@ -584,7 +579,7 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
         if deletes:  # else the tombstones MERGE has no source row: a second of Spark jobs for nothing
             spark.sql(tombstones_sql(ref, schema, view))
         faults.point("silver.after_tombstones", spark)
-        key_filter = (target_key_filter(source, schema, count, _row_count(spark, ref.silver))
+        key_filter = (target_key_filter(source, schema, count, data_file_rows(load_table(spark, ref.silver)))
                       if deletes_before is None else None)
 
         def _merge():

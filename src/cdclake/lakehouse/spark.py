@@ -215,6 +215,13 @@ def latest_summary_value(spark: SparkSession, name: str, key: str) -> tuple[int 
     return (current.snapshotId() if current is not None else None), (summary.get(key) if summary else None)
 
 
+def data_file_rows(table: Any) -> int:
+    """The rows in an Iceberg table's data files, from its current snapshot's summary (no scan;
+    rows that delete files remove still count)."""
+    current = table.currentSnapshot()
+    return int(current.summary().get("total-records") or 0) if current is not None else 0
+
+
 def newest_summary(table: Any, wanted: Callable[[Any], bool]) -> Any:
     """The summary of the newest snapshot, walking back its parents, that ``wanted`` accepts (or None)."""
     snapshot = table.currentSnapshot()
