@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -193,6 +194,38 @@ SCHEMA_ROWS = {"s": "SELECT g, 'k' || g, 'g' || g, 'o' || g, g, 'v' || g, g + 0.
                "other": "SELECT g, 'x' FROM generate_series(1, 5) g"}
 AFTER = "id, keep, new_name, n, v, amt, flag, k, "
 AFTER_PG, AFTER_SPARK = AFTER + "(extract(epoch FROM stamp) * 1000000)::bigint", AFTER + "unix_micros(stamp)"
+
+
+def test_a_value_silver_cannot_hold_stops_only_its_table_until_a_newer_change_supersedes_it(
+        stack, spark, cleanup):
+    """NaN in numeric(10,2) (decimal has no NaN): that table fails in one line naming the column and
+    the fix, merges nothing and loses nothing, the other table flows; once the row is changed at
+    the source, the next run merges it all. A refused value superseded in its own batch never stops it."""
+    pipeline, plan = new_capture(stack, cleanup, "refuse",
+                                 {"m": "id int PRIMARY KEY, amt numeric(10,2)", "other": "id int PRIMARY KEY, v text"},
+                                 {"m": "VALUES (1, 1.50), (2, 2.25)", "other": "VALUES (1, 'x')"})
+    m, other = plan.table("m"), plan.table("other")
+    table = f"{m.schema}.m"
+    wait_records(pipeline, [m.topic, other.topic], 3)
+    run_layers(spark, plan)
+    execute(pipeline, f"UPDATE {table} SET amt = 'NaN' WHERE id = 2; INSERT INTO {table} VALUES (3, 3); "
+                      f"INSERT INTO {other.schema}.other VALUES (2, 'y')")
+    wait_records(pipeline, [m.topic, other.topic], 3 + 3)
+    report = runner.run(spark, plan, ["bronze", "silver"], progress=QUIET)
+    failure = report.failures[m.source]
+    assert failure.startswith(f"{m.silver_short}: column amt (numeric(10,2)) holds NaN") and "\n" not in failure
+    assert "change that row at the source" in failure and f"snapshot {m.source}`" in failure
+    assert other.source not in report.failures
+    assert silver_rows(spark, m.silver, "id, amt") == [(1, Decimal("1.50")), (2, Decimal("2.25"))]
+    assert silver_rows(spark, other.silver, "id, v") == source_rows(pipeline, f"{other.schema}.other", "id, v")
+
+    execute(pipeline, f"UPDATE {table} SET amt = 4.75 WHERE id = 2; INSERT INTO {table} VALUES (4, 'NaN'); "
+                      f"UPDATE {table} SET amt = -1 WHERE id = 4")
+    wait_records(pipeline, [m.topic], 2 + 2 + 3)
+    run_layers(spark, plan)
+    assert silver_rows(spark, m.silver, "id, amt") == source_rows(pipeline, table, "id, amt")
+    assert len(source_rows(pipeline, table, "id")) == 4
+    assert_verified(plan)
 
 
 def test_schema_changes_mid_stream_follow_into_silver_and_an_unwidenable_one_stops_only_its_table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdclake.lakehouse.pgschema import Column, convert, missing_literal, refusal
+from cdclake.lakehouse.pgschema import Column, convert, missing_literal, refusal, refused, refused_value
 from cdclake.verify.normalize import canonical, normaliser, silver_expression, source_expression
 
 
@@ -44,6 +44,21 @@ def test_values_debezium_mangles_stop_the_table_instead_of_landing_changed():
     stamp = convert("r", col("timestamptz"))
     assert "WHEN 'infinity' THEN timestamp_micros(9223372036825200000)" in stamp and "raise_error" in stamp
     assert convert("r", col("tsquery")) == "CAST(unbase64(r) AS STRING)"
+    # silver's keyed path converts leniently and refuses only a key's winning change
+    lenient, refusal = convert("r", col("date"), refuse=False), refused("r", col("date"))
+    assert "raise_error" not in lenient and refusal.startswith("CASE WHEN CAST(r AS INT) < -719162 THEN 'column c")
+    assert "exists(from_json(r, 'array<string>'), x -> CAST(x AS INT) < -719162)" in refused("r", col("date", is_array=True))
+    assert refused("r", col("int4")) is None and refused("r", col("numeric")) is None
+
+
+def test_a_failed_job_carrying_a_refusal_reads_as_one_line_naming_the_table():
+    sql = convert("r", col("numeric", (10 << 16 | 2) + 4))
+    start = sql.index("raise_error('") + len("raise_error('")
+    message = sql[start:sql.index("')", start)].replace("\\'", "'")  # as Spark's error prints it
+    trace = f"py4j.Py4JJavaError: Job aborted\n  Caused by: [USER_RAISED_EXCEPTION] {message} SQLSTATE: P0001\n\tat x"
+    reason = refused_value(RuntimeError(trace), "s.t")
+    assert reason.startswith("column c (") and reason.endswith("`cdclake connector snapshot s.t`)")
+    assert refused_value(RuntimeError("Job aborted: disk full"), "s.t") is None
 
 
 def test_fast_defaults_become_silver_literals():

@@ -23,6 +23,10 @@ class SchemaChangeError(LakehouseError):
         self.column = column
 
 
+class RefusedValueError(LakehouseError):
+    """A change carries a value silver cannot hold exactly; only that table stops, nothing merged."""
+
+
 class SourceTableError(LakehouseError):
     """A configured source table is missing or has no primary key."""
 

@@ -7,6 +7,7 @@ arrays and numbers as text for a string field), then converted by :func:`convert
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import psycopg
@@ -228,38 +229,85 @@ def millis_precision(column: Column) -> bool:
     return 0 <= column.typmod <= 3 and not column.is_array
 
 
-def _refuse_value(column: Column, what: str) -> str:
-    """A Spark SQL expression failing the job: a value silver cannot hold exactly."""
-    message = (f"column {column.name} ({column.declared}) holds {what}; change the value at the source, "
-               "then run `cdclake rebuild silver TABLE`")
-    return "raise_error('" + message.replace("\\", "\\\\").replace("'", "\\'") + "')"
+# A refused value stops its table until a newer change of that key (or, for a table without a
+# key, a re-snapshot, whose marker drops every older change) supersedes it.
+REFUSED_FIX = ("; change that row at the source (silver merges each key's newest change; a table without a "
+               "key: then `cdclake connector snapshot <table>`)")
+REFUSED_VALUE = re.compile(r"(column .+? holds .+?" + re.escape(REFUSED_FIX) + ")")
 
 
-def _guarded(check: str, value: str, column: Column, what: str) -> str:
-    return f"CASE WHEN {check} THEN {_refuse_value(column, what)} ELSE {value} END"
+def literal(text: str) -> str:
+    """A Spark SQL string literal (a column name in a DDL string may hold quotes or backslashes)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def convert(raw: str, column: Column, element: bool = False) -> str:
-    """A Spark SQL expression turning the raw JSON text ``raw`` into the column's type."""
+def value_guard(raw: str, column: Column) -> tuple[str, str] | None:
+    """(a Spark SQL predicate: the raw JSON text is a value silver cannot hold exactly, what
+    that value is), or None when every value of the (element) type is held."""
+    pg, kind = column.pg_type, column.element_type
+    if pg == "timestamp":
+        micros = f"CAST({raw} AS BIGINT) * {1000 if millis_precision(column) else 1}"
+        return (f"{micros} < {FIRST_AD_MICROS} AND {micros} <> {TIMESTAMP_MINUS_INFINITY}",
+                "a BC timestamp, which Debezium does not carry exactly")
+    if pg == "date":
+        return f"CAST({raw} AS INT) < {FIRST_AD_DAY}", "a BC or infinite date, which Debezium does not carry exactly"
+    if pg == "timestamptz":
+        # Debezium writes a BC year with a sign ("-0043-03-15…"), which it gets wrong for date and timestamp.
+        return (f"{raw} NOT IN ('infinity', '-infinity') AND substr({raw}, 1, 1) IN ('-', '+')",
+                "a BC timestamp, which Debezium does not carry exactly")
+    if pg == "numeric" and kind != NUMERIC_TEXT:
+        return (f"{raw} IN ({', '.join(repr(k) for k in DEBEZIUM_SPECIAL_NUMERICS)})",
+                f"NaN, which {kind} cannot hold (or declare the column numeric)")
+    return None
+
+
+def _refusal_text(column: Column, what: str) -> str:
+    return literal(f"column {column.name} ({column.declared}) holds {what}{REFUSED_FIX}")
+
+
+def refused(raw: str, column: Column) -> str | None:
+    """A Spark SQL expression: the refusal of the raw value (NULL when silver holds it), or None
+    when the column holds every value. For :func:`convert` with ``refuse=False``."""
+    guard = value_guard("x" if column.is_array else raw, column)
+    if guard is None:
+        return None
+    check = f"exists(from_json({raw}, 'array<string>'), x -> {guard[0]})" if column.is_array else guard[0]
+    return f"CASE WHEN {check} THEN {_refusal_text(column, guard[1])} END"
+
+
+def refused_value(exc: BaseException, table: str) -> str | None:
+    """The refusal a failed Spark job carries (``raise_error`` of one), naming ``table``; else None."""
+    found = REFUSED_VALUE.search(str(exc))
+    return found.group(1).replace("<table>", table) if found else None
+
+
+def convert(raw: str, column: Column, element: bool = False, refuse: bool = True) -> str:
+    """A Spark SQL expression turning the raw JSON text ``raw`` into the column's type.
+
+    A value silver cannot hold exactly fails the job (``refuse``), or converts to something
+    undefined that the caller must refuse itself (:func:`refused`).
+    """
     if column.is_array and not element:
-        inner = convert("x", column, element=True)
+        inner = convert("x", column, element=True, refuse=refuse)
         return f"transform(from_json({raw}, 'array<string>'), x -> {inner})"
+    value, guard = _plain(raw, column), value_guard(raw, column) if refuse else None
+    if guard is None:
+        return value
+    return f"CASE WHEN {guard[0]} THEN raise_error({_refusal_text(column, guard[1])}) ELSE {value} END"
+
+
+def _plain(raw: str, column: Column) -> str:
     kind, pg = column.element_type, column.pg_type
     if pg == "timestamp":
-        scale = 1000 if millis_precision(column) else 1
-        micros = f"CAST({raw} AS BIGINT) * {scale}"
-        return _guarded(f"{micros} < {FIRST_AD_MICROS} AND {micros} <> {TIMESTAMP_MINUS_INFINITY}",
-                        f"CAST(timestamp_micros({micros}) AS TIMESTAMP_NTZ)", column, "a BC timestamp, which Debezium does not carry exactly")
+        micros = f"CAST({raw} AS BIGINT) * {1000 if millis_precision(column) else 1}"
+        return f"CAST(timestamp_micros({micros}) AS TIMESTAMP_NTZ)"
     if pg == "time":
         return f"CAST({raw} AS BIGINT) * 1000" if millis_precision(column) else f"CAST({raw} AS BIGINT)"
     if pg == "date":
-        return _guarded(f"CAST({raw} AS INT) < {FIRST_AD_DAY}", f"date_add(DATE'1970-01-01', CAST({raw} AS INT))",
-                        column, "a BC or infinite date, which Debezium does not carry exactly")
+        return f"date_add(DATE'1970-01-01', CAST({raw} AS INT))"
     if pg == "timestamptz":
-        # Debezium writes a BC year with a sign ("-0043-03-15…"), which it gets wrong for date and timestamp.
-        finite = _guarded(f"substr({raw}, 1, 1) IN ('-', '+')", f"CAST({raw} AS TIMESTAMP)", column, "a BC timestamp, which Debezium does not carry exactly")
         return (f"CASE {raw} WHEN 'infinity' THEN timestamp_micros({TIMESTAMP_INFINITY}) "
-                f"WHEN '-infinity' THEN timestamp_micros({TIMESTAMP_MINUS_INFINITY}) ELSE {finite} END")
+                f"WHEN '-infinity' THEN timestamp_micros({TIMESTAMP_MINUS_INFINITY}) ELSE CAST({raw} AS TIMESTAMP) END")
     if pg == "bytea":
         return f"unbase64({raw})"
     if column.as_bytes_of_text:
@@ -273,9 +321,6 @@ def convert(raw: str, column: Column, element: bool = False) -> str:
         # A negative scale (numeric(5,-2)) holds integers, which Debezium writes with a run of ".000…".
         plain = f"regexp_replace({raw}, '[.]0+$', '')" if _negative_scale(column) else raw
         return f"CASE {raw} {specials} ELSE {plain} END"
-    if pg == "numeric":
-        return _guarded(f"{raw} IN ({', '.join(repr(k) for k in DEBEZIUM_SPECIAL_NUMERICS)})",
-                        f"CAST({raw} AS {kind})", column, f"NaN, which {kind} cannot hold (or declare the column numeric)")
     if kind == "boolean":
         return f"CAST({raw} AS BOOLEAN)"
     if kind == "string":
@@ -304,7 +349,7 @@ def missing_literal(column: Column) -> str | None:
     text = column.missing
     if text is None:
         return None
-    quoted = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    quoted = literal(text)
     native = {"date": "DATE", "timestamp": "TIMESTAMP_NTZ", "timestamptz": "TIMESTAMP"}
     if column.pg_type in native and not column.is_array:
         return f"CAST({quoted} AS {native[column.pg_type]})"

@@ -49,14 +49,22 @@ from cdclake.lakehouse.configuration import (
     LakehousePlan,
     TableRef,
 )
-from cdclake.lakehouse.exceptions import ConcurrentCommitError, SchemaChangeError, WatermarkError
+from cdclake.lakehouse.exceptions import (
+    ConcurrentCommitError,
+    RefusedValueError,
+    SchemaChangeError,
+    WatermarkError,
+)
 from cdclake.lakehouse.pgschema import (
     Column,
     TableSchema,
     convert,
     is_placeholder,
+    literal,
     missing_literal,
     read_schema,
+    refused,
+    refused_value,
     schema_changes,
 )
 from cdclake.lakehouse.spark import (
@@ -100,11 +108,6 @@ def q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def literal(text: str) -> str:
-    """A Spark SQL string literal (a column name in a DDL string may hold quotes or backslashes)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult:
     """Merge the bronze snapshots not yet in silver; a no-op when there are none.
 
@@ -116,6 +119,7 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
     Raises:
         SchemaChangeError: the source changed a column incompatibly (this table only).
         WatermarkError: silver's bronze snapshot was expired; rebuild silver.
+        RefusedValueError: a change holds a value silver cannot hold exactly (this table only).
         ConcurrentCommitError: other writers won the commit ``COMMIT_ATTEMPTS`` times in a row.
     """
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -124,6 +128,10 @@ def run(spark: SparkSession, plan: LakehousePlan, ref: TableRef) -> SilverResult
             result.conflicts = attempt - 1
             return result
         except Exception as exc:  # noqa: BLE001 - py4j/Spark errors of any class; only a conflict is retried
+            refused = refused_value(exc, ref.source)
+            if refused:
+                raise RefusedValueError(f"{ref.silver_short}: {refused}; silver stays where it was, bronze keeps "
+                                        "every change", table=ref.source) from None
             conflict = commit_conflict(exc)
             if conflict is None:
                 raise
@@ -365,7 +373,9 @@ def snapshot_positions(events: DataFrame, truncate: Truncate | None) -> DataFram
 
 def typed_changes(events: DataFrame, schema: TableSchema, aliases: dict[str, list[str]] | None = None) -> DataFrame:
     """One row per change: typed columns, and for TOAST-able columns ``__real_i`` (a struct
-    holding the value, or NULL when the change carries the placeholder or is a delete).
+    holding the value and its refusal, or NULL when the change carries the placeholder or is a
+    delete); a value silver cannot hold is refused (``__refused_i``, in ``__real_i.r``) only if
+    it wins (:func:`refuse_unheld`): a newer change of its key supersedes it.
 
     A column renamed since is read under its former names too (an event carries one of
     them); an event without the column at all is older than an ``ADD COLUMN ... DEFAULT``
@@ -381,12 +391,15 @@ def typed_changes(events: DataFrame, schema: TableSchema, aliases: dict[str, lis
     for i, column in enumerate(schema.columns):
         spelled = [column.name, *aliases.get(column.name, [])]
         raw = f"coalesce({', '.join(f'v.{q(n)}' for n in spelled)})" if len(spelled) > 1 else f"v.{q(column.name)}"
-        value = _with_default(convert(raw, column), column, spelled)
+        value = _with_default(convert(raw, column, refuse=False), column, spelled)
+        refusal = refused(raw, column) or "CAST(NULL AS STRING)"
         exprs.append(f"{value} AS {q(column.name)}")
         if _toastable(column):
             exprs.append(f"CASE WHEN op = 'd' OR {is_placeholder(raw)} THEN NULL "
-                         f"ELSE named_struct('v', {value}) END AS __real_{i}")
+                         f"ELSE named_struct('v', {value}, 'r', {refusal}) END AS __real_{i}")
             exprs.append(f"{is_placeholder(raw)} AS __ph_{i}")
+        elif refused(raw, column):
+            exprs.append(f"{refusal} AS __refused_{i}")
     return parsed.selectExpr(*exprs)
 
 
@@ -432,7 +445,7 @@ def fill_moved(spark: SparkSession, ref: TableRef, changes: DataFrame, resolved:
         "lsn AS __d_lsn", *[f"{k} AS __d_{n}" for n, k in enumerate(keys)], *[f"__cur_{i} AS __d_cur_{i}" for i in toast])
     stored = spark.table(ref.silver).selectExpr(
         *[f"{k} AS __s_{n}" for n, k in enumerate(keys)],
-        *[f"named_struct('v', {q(schema.columns[i].name)}) AS __s_{i}_v" for i in toast])
+        *[f"named_struct('v', {q(schema.columns[i].name)}, 'r', CAST(NULL AS STRING)) AS __s_{i}_v" for i in toast])
     on_key = " AND ".join(f"__d_{n} = __s_{n}" for n in range(len(keys)))
     olds = deletes.join(stored, on=_expr(on_key), how="left")
     joined = changes.join(olds, on=_expr("op = 'c' AND lsn = __d_lsn"), how="left")
@@ -476,13 +489,22 @@ def merge_source(spark: SparkSession, ref: TableRef, schema: TableSchema, events
         if left >= pending:
             break
         pending = left
-    exprs = []
+    exprs, refusals = [], []
     for i, column in enumerate(schema.columns):
         if _toastable(column):
             exprs += [f"__cur_{i}.v AS {q(column.name)}", f"__cur_{i} IS NULL AS __keep_{i}"]
+            refusals.append(f"__cur_{i}.r")
         else:
             exprs.append(q(column.name))
-    return resolved.where("__rn = 1").selectExpr(*exprs, "op AS __op", "lsn AS _cdc_lsn", "source_ts AS _cdc_ts")
+            refusals += [f"__refused_{i}"] if f"__refused_{i}" in changes.columns else []
+    refusal = f"coalesce({', '.join(refusals)})" if refusals else "CAST(NULL AS STRING)"
+    return resolved.where("__rn = 1").selectExpr(*exprs, "op AS __op", "lsn AS _cdc_lsn", "source_ts AS _cdc_ts",
+                                                 f"{refusal} AS __refused")
+
+
+def refuse_unheld(source: DataFrame) -> DataFrame:
+    """Fail the job on a key whose newest change holds a value silver cannot hold exactly."""
+    return source.where("CASE WHEN __op = 'd' OR __refused IS NULL THEN true ELSE raise_error(__refused) END")
 
 
 def after_tombstones(spark: SparkSession, ref: TableRef, schema: TableSchema, source: DataFrame) -> DataFrame:
@@ -564,7 +586,8 @@ def merge(spark: SparkSession, ref: TableRef, schema: TableSchema, events: DataF
     cached: list[DataFrame] = []
     positioned = snapshot_positions(events, truncate)
     changes = positioned.where(f"op <> 't' AND lsn >= {truncate.lsn}" if truncate else "op <> 't'")
-    source = after_tombstones(spark, ref, schema, merge_source(spark, ref, schema, changes, cached, aliases)).persist()
+    source = refuse_unheld(after_tombstones(spark, ref, schema,
+                                            merge_source(spark, ref, schema, changes, cached, aliases))).persist()
     cached.append(source)
     view = f"cdclake_changes_{ref.base}_{uuid.uuid4().hex[:8]}"
     properties = {SILVER_WATERMARK_KEY: str(end_snapshot)}
