@@ -9,7 +9,8 @@ from bench.report import Figure, write
 
 
 def test_every_target_of_the_issue_has_a_figure_and_its_verdict(tmp_path):
-    cap = {"capture": {"rows": 1000, "debezium_rate": 40_000, "pg_recvlogical_rate": 50_000},
+    cap = {"capture": {"rows": 1000, "debezium_rate": 40_000, "pg_recvlogical_rate": 50_000, "warm_up_rows": 5000,
+                       "warm_up_rate": 20_000, "passes": [{"debezium_rate": 40_000, "ratio": 0.8}]},
            "latency_at_80pct": {"p50_ms": 20, "p99_ms": 90, "achieved_rate": 31_000, "offered_rate": 32_000}}
     src = {"tps_attached": 950.0, "tps_without_before": 1000.0, "tps_without_after": 1000.0, "baseline_spread": 0.0}
     lake = {"ingest": {"events": 10, "bronze_eps": 30_000, "plain_consumer_eps": 60_000},

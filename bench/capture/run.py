@@ -1,15 +1,19 @@
 """Capture benchmark: Debezium -> Kafka against pg_recvlogical on the same WAL.
 
-    python -m bench.capture [-c pipeline.yaml] [--rows 200000]
+    python -m bench.capture [-c pipeline.yaml] [--rows 300000] [--passes 3] [--warm-up-rows 1000000]
 
 Needs the stack up (``cdclake up``). Uses its own schema, slot, publication, topics and
 connector, and removes them afterwards.
 
-1. Sustained capture rate. With the connector paused, ``--rows`` single-row-change
-   inserts are committed (in 1000-row transactions). Then both readers decode the same
-   WAL from the same start: ``pg_recvlogical`` (pgoutput, to /dev/null, stopping at the
-   end LSN) and Debezium after ``resume`` (until every change is in Kafka). Ratio =
-   Debezium's changes/s / pg_recvlogical's.
+1. Sustained capture rate, on a warm Connect JVM: first ``--warm-up-rows`` changes flow
+   through the connector (its JIT needs about a million before Debezium reaches its
+   steady pace on 2 cores: the first 300k run at a third of it), reported as
+   ``warm_up_rate``. Then ``--passes`` times: with the connector paused, ``--rows``
+   single-row-change inserts are committed (in 1000-row transactions), and both readers
+   decode the same WAL from the same start: ``pg_recvlogical`` (pgoutput, to /dev/null,
+   stopping at the end LSN) and Debezium after ``resume`` (until every change is in
+   Kafka). Ratio = Debezium's changes/s / pg_recvlogical's; the pass with the median
+   ratio is the figure, every pass is in ``passes``.
 2. Commit-to-Kafka latency at 80% of the sustainable rate: a steady insert load (100
    transactions/s) while measuring Kafka's LogAppendTime minus the source commit time.
 """
@@ -196,11 +200,20 @@ class SteadyLoad(threading.Thread):
             raise RuntimeError(f"the load thread died: {self.error!r}") from self.error
 
 
+class SourceLimited(RuntimeError):
+    """The source could not take the offered load while it was captured."""
+
+    def __init__(self, achieved: float, offered: int) -> None:
+        super().__init__(f"the load reached {achieved:,.0f} changes/s of the {offered:,} offered: "
+                         "the source cannot take it on this machine; lower the rate")
+        self.achieved = achieved
+
+
 def latency(pipeline: Pipeline, tag: str, topic: str, rate: float, seconds: float, tolerance: float = 0.95) -> dict:
     """p50/p99 of Kafka append time minus source commit time under a steady load.
 
     Raises:
-        RuntimeError: the load achieved less than ``tolerance`` of the offered rate (the
+        SourceLimited: the load achieved less than ``tolerance`` of the offered rate (the
             figures would describe a lighter load than stated).
     """
     consumer = clients.consumer(pipeline.kafka.bootstrap, f"bench-lat-{tag}", **{"auto.offset.reset": "latest"})
@@ -219,12 +232,22 @@ def latency(pipeline: Pipeline, tag: str, topic: str, rate: float, seconds: floa
         load.finish()
         consumer.close()
     if load.achieved_rate < tolerance * load.offered_rate:
-        raise RuntimeError(f"the load reached {load.achieved_rate:,.0f} changes/s of the {load.offered_rate:,} "
-                           "offered: the source cannot take it on this machine; lower the rate")
+        raise SourceLimited(load.achieved_rate, load.offered_rate)
     samples.sort()
     return {"offered_rate": load.offered_rate, "achieved_rate": round(load.achieved_rate), "samples": len(samples),
             "p50_ms": samples[len(samples) // 2], "p99_ms": samples[int(len(samples) * 0.99)],
             "mean_ms": round(statistics.fmean(samples), 1)}
+
+
+def latency_at_80pct(pipeline: Pipeline, tag: str, topic: str, sustainable: float, seconds: float) -> dict:
+    """Latency at 80% of the capture's sustainable rate, or, when the source itself cannot
+    commit that much while it is captured (both share the machine), at 80% of what it
+    reached, said so in ``source_limited_at``."""
+    try:
+        return latency(pipeline, tag, topic, 0.8 * sustainable, seconds)
+    except SourceLimited as limited:
+        return {**latency(pipeline, tag, topic, 0.8 * limited.achieved, seconds),
+                "source_limited_at": round(limited.achieved)}
 
 
 def cleanup(pipeline: Pipeline, tag: str) -> None:
@@ -243,16 +266,35 @@ def cleanup(pipeline: Pipeline, tag: str) -> None:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def measure(base: Pipeline, rows: int, latency_seconds: float) -> dict:
+def warm_up(pipeline: Pipeline, tag: str, topic: str, rows: int) -> int:
+    """Stream ``rows`` changes through the running connector; returns its changes/s, JIT warm-up included."""
+    before = end_total(pipeline.kafka.bootstrap, topic)
+    start = time.monotonic()
+    insert_rows(pipeline, tag, rows)
+    wait_total(pipeline.kafka.bootstrap, topic, before + rows)
+    return round(rows / (time.monotonic() - start))
+
+
+def sustained_rate(pipeline: Pipeline, tag: str, topic: str, rows: int, passes: int, warm_up_rows: int) -> dict:
+    """The median-ratio pass of ``passes`` capture passes on a connector warmed by ``warm_up_rows`` changes."""
+    warm = warm_up(pipeline, tag, topic, warm_up_rows) if warm_up_rows else None
+    runs = [capture_rate(pipeline, tag, topic, rows) for _ in range(passes)]
+    median = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
+    return {**median, "warm_up_rows": warm_up_rows, "warm_up_rate": warm,
+            "passes": [{k: r[k] for k in ("debezium_rate", "pg_recvlogical_rate", "ratio")} for r in runs]}
+
+
+def measure(base: Pipeline, rows: int, latency_seconds: float, passes: int = 3, warm_up_rows: int = 1_000_000) -> dict:
     """Both figures on the benchmark's own table, slot and connector, removed afterwards."""
     tag = f"bench_{uuid.uuid4().hex[:6]}"
     pipeline = isolated(base, tag)
     topic = prepare(pipeline, tag)
     try:
         service.apply(pipeline, progress=lambda m: None)
-        rate = capture_rate(pipeline, tag, topic, rows)
+        rate = sustained_rate(pipeline, tag, topic, rows, passes, warm_up_rows)
         sustainable = min(rate["debezium_rate"], rate["pg_recvlogical_rate"])
-        return {"capture": rate, "latency_at_80pct": latency(pipeline, tag, topic, 0.8 * sustainable, latency_seconds)}
+        return {"capture": rate, "latency_at_80pct": latency_at_80pct(pipeline, tag, topic, sustainable,
+                                                                      latency_seconds)}
     finally:
         cleanup(pipeline, tag)
 
@@ -260,14 +302,19 @@ def measure(base: Pipeline, rows: int, latency_seconds: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", default="pipeline.yaml")
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=300_000, help="changes decoded by both readers, per pass")
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--warm-up-rows", type=int, default=1_000_000, help="changes through the connector first")
     parser.add_argument("--latency-seconds", type=float, default=30)
     args = parser.parse_args()
-    result = measure(load(args.config), args.rows, args.latency_seconds)
+    result = measure(load(args.config), args.rows, args.latency_seconds, args.passes, args.warm_up_rows)
     rate, lat = result["capture"], result["latency_at_80pct"]
     print(json.dumps(result), flush=True)
     print(f"\ncapture rate: Debezium {rate['debezium_rate']:,} changes/s vs pg_recvlogical "
           f"{rate['pg_recvlogical_rate']:,} changes/s on the same {args.rows:,} changes -> ratio {rate['ratio']} "
-          f"(target >= 0.7)")
+          f"(target >= 0.7; median of {args.passes} passes after {args.warm_up_rows:,} warm-up changes at "
+          f"{rate['warm_up_rate'] or 0:,}/s)")
     print(f"commit-to-Kafka latency at {lat['achieved_rate']:,} changes/s achieved "
-          f"({lat['offered_rate']:,} offered): p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (target p99 <= 100 ms)")
+          f"({lat['offered_rate']:,} offered): p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (target p99 <= 100 ms)"
+          + (f"; 80% of the {lat['source_limited_at']:,} changes/s the source could commit while captured, "
+             "below 80% of the capture rate" if "source_limited_at" in lat else ""))

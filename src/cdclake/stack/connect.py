@@ -20,6 +20,12 @@ from cdclake.stack.process import Daemon
 CONNECT_MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
 CONFIG_TOPIC, OFFSET_TOPIC, STATUS_TOPIC = "debezium_configs", "debezium_offsets", "debezium_status"
 DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
+# G1 at its default pause target, not the broker's 20 ms: Debezium allocates a few KB per
+# change, and a 20 ms target keeps the young generation so small that it collects ~5x as
+# often. Measured with bench/capture on 2 cores (warm JVM, same run, 3 runs each): GC took
+# 18 s of CPU against 4 s over a run, and capture reached ~0.41x pg_recvlogical against
+# 0.28-0.34x; young pauses stay under ~130 ms (p99 ~80-95 ms).
+CONNECT_GC = ["-XX:+UseG1GC", "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ class LocalConnect:
         return Daemon(
             name=name,
             argv=java_argv(self.heap, CONNECT_MAIN, self.home / "log4j2.properties",
-                           str(self.home / f"{name}.properties"), jmx_port=jmx, jmx_rules="connect"),
+                           str(self.home / f"{name}.properties"), jmx_port=jmx, jmx_rules="connect", gc=CONNECT_GC),
             log=self.state_dir / "logs" / f"{name}.log",
             pidfile=self.state_dir / "run" / f"{name}.pid",
             ports=[self.worker_port(index), *([jmx] if jmx else [])],

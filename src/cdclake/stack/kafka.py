@@ -20,10 +20,10 @@ from cdclake.stack.process import Daemon
 BROKER_MAIN = "kafka.Kafka"
 JMX_RULES = Path(__file__).resolve().parents[1] / "monitoring" / "jmx"
 STORAGE_MAIN = "kafka.tools.StorageTool"
-# G1 with short pauses keeps produce latency low; heap is fixed (Xms=Xmx) so a 2-core
-# machine never spends time growing it.
-JVM_FLAGS = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-             "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"]
+# Kafka's own broker defaults (kafka-run-class.sh): G1 with short pauses keeps produce
+# latency low. The heap is fixed (Xms=Xmx) so a 2-core machine never spends time growing it.
+BROKER_GC = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+             "-XX:+ExplicitGCInvokesConcurrent"]
 
 # Daemons log to stdout, which cdclake writes to .cdclake/logs/<component>.log.
 LOG4J2 = """\
@@ -205,9 +205,9 @@ def properties_text(props: dict[str, str], writer: str) -> str:
 
 
 def java_argv(heap: str, main: str, log4j: Path, *args: str, classpath: str | None = None,
-              jmx_port: int | None = None, jmx_rules: str = "broker") -> list[str]:
+              jmx_port: int | None = None, jmx_rules: str = "broker", gc: list[str] = BROKER_GC) -> list[str]:
     agent = [jmx_agent_flag(jmx_port, jmx_rules)] if jmx_port else []
-    return [jvm.java_bin(), f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, *agent,
+    return [jvm.java_bin(), f"-Xms{heap}", f"-Xmx{heap}", *gc, "-Djava.awt.headless=true", *agent,
             f"-Dlog4j2.configurationFile={log4j}",
             "-cp", classpath or jvm.classpath("kafka"), main, *args]
 
