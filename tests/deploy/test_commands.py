@@ -17,7 +17,7 @@ def test_deploy_render_writes_tfvars_and_lists_what_to_provide(tmp_path):
     result = CliRunner().invoke(cli, ["-c", str(ROOT / "pipeline.yaml"), "deploy", "render", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert f"wrote {out}/terraform.tfvars.json" in result.output
-    assert "kafka_2.13-4.3.1.tgz before terraform apply" in result.output
+    assert "kafka_2.13-4.3.0.tgz before terraform apply" in result.output
     assert json.loads((out / "terraform.tfvars.json").read_text())["name"] == "cdclake"
 
 

@@ -44,8 +44,8 @@ class AwsDeployConfig(_Model):
     kafka_volume_gb: int = Field(500, ge=10)
     kafka_volume_iops: int = Field(3000, ge=3000)
     kafka_replication_factor: int = Field(3, ge=1, le=3)
-    kafka_tarball_key: str = "artifacts/kafka_2.13-4.3.1.tgz"
-    connect_image: str = Field("quay.io/debezium/connect:3.7.1.Final",
+    kafka_tarball_key: str = "artifacts/kafka_2.13-4.3.0.tgz"
+    connect_image: str = Field("quay.io/debezium/connect:3.6.3.Final",
                                description="Connect + Debezium image (mirror it into ECR: the subnets have no internet route for it)")
     connect_cpu: int = Field(2048, description="Fargate CPU units per task (2048 = 2 vCPU)")
     connect_memory: int = Field(4096, description="Fargate memory per task, MiB")
