@@ -22,9 +22,9 @@ CONFIG_TOPIC, OFFSET_TOPIC, STATUS_TOPIC = "debezium_configs", "debezium_offsets
 DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 # G1 at its default pause target, not the broker's 20 ms: Debezium allocates a few KB per
 # change, and a 20 ms target keeps the young generation so small that it collects ~5x as
-# often. Measured with bench/capture on 2 cores (warm JVM, same run, 3 runs each): GC took
-# 18 s of CPU against 4 s over a run, and capture reached ~0.41x pg_recvlogical against
-# 0.28-0.34x; young pauses stay under ~130 ms (p99 ~80-95 ms).
+# often. Measured with bench/capture on 2 cores, warm JVM: 18 s of GC pauses per run
+# against 4 s; capture 0.28x -> 0.31x pg_recvlogical on Debezium 3.6.3 (one pair), and
+# 0.28-0.34x -> 0.37-0.41x on 3.7.1 (2-3 runs each); young pauses p99 ~80-95 ms, max ~130 ms.
 CONNECT_GC = ["-XX:+UseG1GC", "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent"]
 
 
