@@ -20,17 +20,18 @@ from cdclake.config import load
 
 def figures(cap: dict, src: dict, lake: dict, load: dict | None = None) -> list[Figure]:
     """One figure per target of the performance issue, from this run's measurements."""
+    from bench.capture.run import describe
+
     rate, lat = cap["capture"], cap["latency_at_80pct"]
+    how, limited = describe(rate, lat)
     ingest, merge, fresh = lake["ingest"], lake["merge"], lake["freshness"]
     sizes = sorted(merge["merge_seconds"], key=int)
     return [
         Figure("capture_rate", rate["debezium_rate"], "changes/s", "pg_recvlogical", rate["pg_recvlogical_rate"],
-               "ratio >= 0.7", f"{rate['rows']:,} changes on the same WAL; median of {len(rate['passes'])} passes "
-               f"after {rate['warm_up_rows']:,} warm-up changes (cold: {rate['warm_up_rate']:,}/s)"),
+               "ratio >= 0.7", f"{rate['rows']:,} changes on the same WAL; {how}"),
         Figure("capture_latency_p99", lat["p99_ms"], "ms", None, None, "value <= 100",
                f"at {lat['achieved_rate']:,} changes/s achieved ({lat['offered_rate']:,} offered); "
-               f"p50 {lat['p50_ms']} ms"
-               + (f"; source-limited at {lat['source_limited_at']:,}/s" if "source_limited_at" in lat else "")),
+               f"p50 {lat['p50_ms']} ms{limited}"),
         Figure("bronze_vs_capture", ingest["bronze_eps"], "events/s", "Debezium capture", rate["debezium_rate"],
                "ratio >= 1.0", f"{ingest['events']:,} events"),
         Figure("bronze_vs_plain_consumer", ingest["bronze_eps"], "events/s", "confluent-kafka consumer",

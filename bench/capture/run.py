@@ -250,6 +250,14 @@ def latency_at_80pct(pipeline: Pipeline, tag: str, topic: str, sustainable: floa
                 "source_limited_at": round(limited.achieved)}
 
 
+def describe(rate: dict, lat: dict) -> tuple[str, str]:
+    """How the capture figure was taken and at what load the latency was, for the reports."""
+    cold = f" (cold: {rate['warm_up_rate']:,}/s)" if rate["warm_up_rate"] else ""
+    limited = (f"; source-limited at {lat['source_limited_at']:,} changes/s (80% of that, below 80% of the capture "
+               "rate)" if "source_limited_at" in lat else "")
+    return f"median of {len(rate['passes'])} passes after {rate['warm_up_rows']:,} warm-up changes{cold}", limited
+
+
 def cleanup(pipeline: Pipeline, tag: str) -> None:
     service.client(pipeline).delete(pipeline.connect.connector_name)
     time.sleep(2)
@@ -309,12 +317,11 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(load(args.config), args.rows, args.latency_seconds, args.passes, args.warm_up_rows)
     rate, lat = result["capture"], result["latency_at_80pct"]
+    how, limited = describe(rate, lat)
     print(json.dumps(result), flush=True)
     print(f"\ncapture rate: Debezium {rate['debezium_rate']:,} changes/s vs pg_recvlogical "
           f"{rate['pg_recvlogical_rate']:,} changes/s on the same {args.rows:,} changes -> ratio {rate['ratio']} "
-          f"(target >= 0.7; median of {args.passes} passes after {args.warm_up_rows:,} warm-up changes at "
-          f"{rate['warm_up_rate'] or 0:,}/s)")
+          f"(target >= 0.7; {how})")
     print(f"commit-to-Kafka latency at {lat['achieved_rate']:,} changes/s achieved "
           f"({lat['offered_rate']:,} offered): p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (target p99 <= 100 ms)"
-          + (f"; 80% of the {lat['source_limited_at']:,} changes/s the source could commit while captured, "
-             "below 80% of the capture rate" if "source_limited_at" in lat else ""))
+          f"{limited}")

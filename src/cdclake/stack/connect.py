@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cdclake.install import jvm
-from cdclake.stack.kafka import LOG4J2, java_argv, properties_text
+from cdclake.stack.kafka import G1, LOG4J2, java_argv, properties_text
 from cdclake.stack.process import Daemon
 
 CONNECT_MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -25,7 +25,7 @@ DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 # often. Measured with bench/capture on 2 cores, warm JVM: 18 s of GC pauses per run
 # against 4 s; capture 0.28x -> 0.31x pg_recvlogical on Debezium 3.6.3 (one pair), and
 # 0.28-0.34x -> 0.37-0.41x on 3.7.1 (2-3 runs each); young pauses p99 ~80-95 ms, max ~130 ms.
-CONNECT_GC = ["-XX:+UseG1GC", "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent"]
+CONNECT_GC = G1
 
 
 @dataclass(frozen=True)

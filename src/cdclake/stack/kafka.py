@@ -20,10 +20,10 @@ from cdclake.stack.process import Daemon
 BROKER_MAIN = "kafka.Kafka"
 JMX_RULES = Path(__file__).resolve().parents[1] / "monitoring" / "jmx"
 STORAGE_MAIN = "kafka.tools.StorageTool"
-# Kafka's own broker defaults (kafka-run-class.sh): G1 with short pauses keeps produce
-# latency low. The heap is fixed (Xms=Xmx) so a 2-core machine never spends time growing it.
-BROKER_GC = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-             "-XX:+ExplicitGCInvokesConcurrent"]
+# G1 for every daemon; the heap is fixed (Xms=Xmx) so a 2-core machine never spends time growing it.
+G1 = ["-XX:+UseG1GC", "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent"]
+# Kafka's own broker defaults (kafka-run-class.sh): short pauses keep produce latency low.
+BROKER_GC = [*G1, "-XX:MaxGCPauseMillis=20"]
 
 # Daemons log to stdout, which cdclake writes to .cdclake/logs/<component>.log.
 LOG4J2 = """\
