@@ -50,8 +50,8 @@ class Engine:
 
 ENGINES = {
     "kafka": Engine("kafka"),
-    # src/: io.cdclake.connect.TruncateAsChange (TRUNCATE events through ExtractNewRecordState),
-    # io.cdclake.connect.BeforeAsJson (the old row of a change as JSON text)
+    # src/: cdclake's Connect transforms, io.cdclake.connect.RouteByTable (each table's topic),
+    # TruncateAsChange (TRUNCATE as a flat change) and FlatChange (every other change flattened)
     "debezium": Engine("debezium", "debezium-connector-postgres", sources=("src",)),
     "spark": Engine("spark"),
     "jmx": Engine("jmx"),  # the Prometheus JMX exporter agent (monitoring.jmx_exporter)

@@ -35,7 +35,7 @@ PARSE_ERROR = """CASE
     WHEN event_value IS NULL OR NOT is_utf8 THEN 'value is not UTF-8 text'
     WHEN env IS NULL OR env.__op IS NULL THEN 'not a Debezium change event (no __op): invalid JSON or unwrapped'
     WHEN env.__op NOT IN ('c', 'u', 'd', 'r', 't', 'm') THEN concat('unknown __op ', env.__op)
-    WHEN env.__lsn IS NULL AND env.__op <> 'r' THEN 'no __lsn: add lsn to ExtractNewRecordState add.fields'
+    WHEN env.__lsn IS NULL AND env.__op <> 'r' THEN 'no __lsn: a change must carry its LSN (docs/events.md)'
     END"""
 OnCommit = Callable[[TableRef], None]
 

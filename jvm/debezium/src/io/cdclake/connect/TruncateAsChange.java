@@ -11,12 +11,12 @@ import org.apache.kafka.connect.transforms.Transformation;
 
 /**
  * Turns Debezium's TRUNCATE event (op "t", no before/after) into a flat change event with
- * the same metadata fields ExtractNewRecordState adds to every other change (__op, __lsn,
- * __txId, __source_ts_ms, __table, __schema, __ts_ms), so it reaches the table's topic.
+ * the same metadata fields FlatChange adds to every other change (__op, __lsn, __txId,
+ * __source_ts_ms, __table, __schema, __ts_ms), so it reaches the table's topic.
  *
- * ExtractNewRecordState always drops TRUNCATE events; placed before it in the chain, this
- * transform hands it a record that is no longer an envelope, which it passes unchanged.
- * Every other record goes through untouched.
+ * FlatChange, like ExtractNewRecordState, drops an envelope with neither row; placed before it
+ * in the chain, this transform hands it a record that is no longer an envelope, which it passes
+ * unchanged. Every other record goes through untouched.
  */
 public class TruncateAsChange<R extends ConnectRecord<R>> implements Transformation<R> {
 
