@@ -39,7 +39,9 @@ from cdclake.capture.connector import table_topics
 from cdclake.config import Pipeline, load
 from cdclake.source import connection
 from cdclake.source.prepare import init_source
+from cdclake.stack import process
 from cdclake.stack.postgres import pg_bin
+from cdclake.stack.stack import LocalStack
 
 TABLE = "events"
 
@@ -127,6 +129,20 @@ def recvlogical(pipeline: Pipeline, slot: str, publication: str, end_lsn: str) -
     return time.monotonic() - start
 
 
+def connect_cpu_seconds(pipeline: Pipeline) -> float | None:
+    """CPU seconds (user + system) the managed Connect worker has used, or None if it is not ours.
+
+    The rate ratio swings by +-15% between runs on 2 shared cores; the worker's CPU per change
+    is the steadier figure of what a change costs Connect (transforms, converter, producer).
+    """
+    connect = LocalStack.of(pipeline).connect
+    pid = connect and process.running_pid(connect.daemon(1).pidfile)
+    if pid is None:
+        return None
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def capture_rate(pipeline: Pipeline, tag: str, topic: str, rows: int) -> dict:
     name = pipeline.connect.connector_name
     admin = connection.connect(pipeline, autocommit=True)
@@ -141,14 +157,17 @@ def capture_rate(pipeline: Pipeline, tag: str, topic: str, rows: int) -> dict:
     base_s = recvlogical(pipeline, baseline_slot, pipeline.source.publication, end_lsn)
     admin.execute("SELECT pg_drop_replication_slot(%s)", (baseline_slot,))
     admin.close()
+    cpu_before = connect_cpu_seconds(pipeline)
     service.client(pipeline).resume(name)
     wall_s = wait_total(pipeline.kafka.bootstrap, topic, before + rows)
+    cpu = cpu_before and connect_cpu_seconds(pipeline) - cpu_before
     # Debezium's own pace: first to last append, without the task's restart after resume.
     dbz_s = append_span(pipeline.kafka.bootstrap, topic, start_offsets, end_offsets(pipeline.kafka.bootstrap, topic))
     return {"rows": rows, "pg_recvlogical_s": round(base_s, 2), "debezium_s": round(dbz_s, 2),
             "debezium_wall_s_incl_restart": round(wall_s, 2),
             "pg_recvlogical_rate": round(rows / base_s), "debezium_rate": round(rows / dbz_s),
-            "ratio": round(base_s / dbz_s, 3)}
+            "ratio": round(base_s / dbz_s, 3),
+            "connect_cpu_us_per_change": round(cpu / rows * 1e6, 1) if cpu else None}
 
 
 class SteadyLoad(threading.Thread):
@@ -289,7 +308,8 @@ def sustained_rate(pipeline: Pipeline, tag: str, topic: str, rows: int, passes: 
     runs = [capture_rate(pipeline, tag, topic, rows) for _ in range(passes)]
     median = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
     return {**median, "warm_up_rows": warm_up_rows, "warm_up_rate": warm,
-            "passes": [{k: r[k] for k in ("debezium_rate", "pg_recvlogical_rate", "ratio")} for r in runs]}
+            "passes": [{k: r[k] for k in ("debezium_rate", "pg_recvlogical_rate", "ratio", "connect_cpu_us_per_change")}
+                       for r in runs]}
 
 
 def measure(base: Pipeline, rows: int, latency_seconds: float, passes: int = 3, warm_up_rows: int = 1_000_000) -> dict:
@@ -322,6 +342,9 @@ def main() -> None:
     print(f"\ncapture rate: Debezium {rate['debezium_rate']:,} changes/s vs pg_recvlogical "
           f"{rate['pg_recvlogical_rate']:,} changes/s on the same {args.rows:,} changes -> ratio {rate['ratio']} "
           f"(target >= 0.7; {how})")
+    costs = sorted(p["connect_cpu_us_per_change"] for p in rate["passes"] if p["connect_cpu_us_per_change"])
+    if costs:
+        print(f"Connect's CPU per change: {costs[len(costs) // 2]} us (median of the passes; {costs})")
     print(f"commit-to-Kafka latency at {lat['achieved_rate']:,} changes/s achieved "
           f"({lat['offered_rate']:,} offered): p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (target p99 <= 100 ms)"
           f"{limited}")
