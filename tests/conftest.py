@@ -140,7 +140,8 @@ def drop_capture(pipeline: Pipeline) -> None:
 def read_topics(bootstrap: str, topics: list[str], done, timeout: float = 60) -> list[dict]:
     """Consume ``topics`` from the start until ``done(records)`` is true or ``timeout``.
 
-    Returns records as dicts: topic, partition, offset, key (parsed), value (parsed or None).
+    Returns records as dicts: topic, partition, offset, key (parsed), value (parsed or None),
+    headers (a list of (name, bytes)).
     """
     import json as _json
     import time as _time
@@ -158,7 +159,8 @@ def read_topics(bootstrap: str, topics: list[str], done, timeout: float = 60) ->
                     continue
                 records.append({"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
                                 "key": _json.loads(msg.key()) if msg.key() else None,
-                                "value": _json.loads(msg.value()) if msg.value() else None})
+                                "value": _json.loads(msg.value()) if msg.value() else None,
+                                "headers": msg.headers() or []})
     finally:
         consumer.close()
     return records

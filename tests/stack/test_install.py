@@ -1,5 +1,6 @@
 """Errors when an engine or a tool is missing (no network, no stack)."""
 
+import shutil
 import subprocess
 
 import pytest
@@ -43,8 +44,13 @@ def test_maven_central_unreachable(monkeypatch, tmp_path):
     assert not (tmp_path / "cache" / "debezium" / ".pom.sha256").exists()
 
 
-def test_setup_is_idempotent_and_offline_after_first_run(monkeypatch):
-    """The real cache: a second resolve is a no-op that never runs Maven."""
+def test_setup_is_idempotent_and_offline_after_first_run(monkeypatch, tmp_path):
+    """A copy of the real cache: a second resolve is a no-op that never runs Maven. A copy, so
+    compiling this checkout's Java sources never replaces the jars another checkout's stack uses."""
+    cache = tmp_path / "jvm"
+    if jvm.cache_root().exists():
+        shutil.copytree(jvm.cache_root(), cache, symlinks=True)
+    monkeypatch.setenv(jvm.CACHE_ENV, str(cache))
     for engine in jvm.ENGINES:
         jvm.resolve(engine, progress=lambda m: None)
 

@@ -3,11 +3,13 @@ package io.cdclake.connect;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.Map;
 
 import org.apache.kafka.common.config.ConfigDef;
 import org.apache.kafka.common.config.ConfigException;
 import org.apache.kafka.connect.connector.ConnectRecord;
+import org.apache.kafka.connect.data.Schema;
 import org.apache.kafka.connect.data.Struct;
 import org.apache.kafka.connect.transforms.Transformation;
 
@@ -23,12 +25,28 @@ import org.apache.kafka.connect.transforms.Transformation;
  * Config "topics": comma-separated entries {@code schema.table=topic}, schema and table
  * percent-encoded (UTF-8, "." as %2E). A record of another table, or without a source
  * block (heartbeats), goes through unchanged.
+ *
+ * The topic is remembered per envelope schema instance (Debezium keeps one per table version),
+ * with the schema and table it was found for: building and hashing a name key per record was
+ * a twentieth of Connect's CPU in a profile. The names are still compared on every record, so a
+ * schema instance two tables shared would only cost a lookup, never route a record wrongly.
  */
 public class RouteByTable<R extends ConnectRecord<R>> implements Transformation<R> {
 
     static final String TOPICS = "topics";
 
+    // Forgets every remembered route past this many envelope schemas (a schema change makes a new one).
+    private static final int MAX_ROUTES = 1024;
+
+    /** The topic found for one table; null when cdclake names none for it. */
+    private record Route(String schema, String table, String topic) {
+        boolean isFor(String schemaName, String tableName) {
+            return schema.equals(schemaName) && table.equals(tableName);
+        }
+    }
+
     private final Map<String, String> topics = new HashMap<>();
+    private final Map<Schema, Route> routes = new IdentityHashMap<>();
 
     @Override
     public R apply(R record) {
@@ -39,12 +57,24 @@ public class RouteByTable<R extends ConnectRecord<R>> implements Transformation<
         if (source == null || source.schema().field("schema") == null || source.schema().field("table") == null) {
             return record;
         }
-        String topic = topics.get(key(source.getString("schema"), source.getString("table")));
+        String topic = route(value.schema(), source.getString("schema"), source.getString("table")).topic;
         if (topic == null) {
             return record;
         }
         return record.newRecord(topic, record.kafkaPartition(), record.keySchema(), record.key(),
                 record.valueSchema(), record.value(), record.timestamp(), record.headers());
+    }
+
+    private Route route(Schema envelope, String schema, String table) {
+        Route route = routes.get(envelope);
+        if (route == null || !route.isFor(schema, table)) {
+            if (routes.size() >= MAX_ROUTES) {
+                routes.clear();
+            }
+            route = new Route(schema, table, topics.get(key(schema, table)));
+            routes.put(envelope, route);
+        }
+        return route;
     }
 
     private static String key(String schema, String table) {
@@ -61,6 +91,7 @@ public class RouteByTable<R extends ConnectRecord<R>> implements Transformation<
     public void configure(Map<String, ?> configs) {
         Object value = configs.get(TOPICS);
         topics.clear();
+        routes.clear();
         if (value == null) {
             return;
         }
