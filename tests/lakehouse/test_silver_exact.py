@@ -73,11 +73,10 @@ def topic_records(bootstrap: str, topic: str, count: int) -> list:
     consumer = clients.consumer(bootstrap, unique("replay"))
     consumer.subscribe([topic])
     records = []
+    deadline = time.monotonic() + 120  # a time bound, not a batch count: a count capped the records read
     try:
-        for _ in range(120):
+        while len(records) < count and time.monotonic() < deadline:
             records += [m for m in consumer.consume(1000, 0.5) if not m.error()]
-            if len(records) >= count:
-                break
     finally:
         consumer.close()
     assert len(records) >= count, f"{topic}: read {len(records)} of {count} records"
