@@ -28,7 +28,7 @@ import org.apache.kafka.connect.transforms.Transformation;
  *
  * The topic is remembered per envelope schema instance (Debezium keeps one per table version),
  * with the schema and table it was found for: building and hashing a name key per record was
- * a twentieth of Connect's CPU in a profile. The names are still compared on every record, so a
+ * a thirteenth of Connect's CPU in a profile. The names are still compared on every record, so a
  * schema instance two tables shared would only cost a lookup, never route a record wrongly.
  */
 public class RouteByTable<R extends ConnectRecord<R>> implements Transformation<R> {
